@@ -1,0 +1,155 @@
+"""Shared pieces of the datasets: the summary `prepare_*` returns, atomic writers, bad-input handling,
+reading prepared files, clip windows and per-sample random generators.
+
+Every file a prepare step writes goes to `<name>.tmp` next to its destination and is renamed over it only
+when complete, so an interrupted run never leaves a half-written output under its final name; the next
+run overwrites any leftover `.tmp` and skips outputs that already exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rvos_cli.errors import RvosError
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """One piece of bad input that `--skip-bad` left out: where it is and what is wrong with it."""
+
+    where: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}"
+
+
+@dataclass
+class PrepareSummary:
+    """What a prepare run produced.
+
+    `videos` counts the videos that made it into at least one split, `samples` maps split name to sample
+    count, `frames_written`/`frames_reused` count clip frame caches written by this run or found from an
+    earlier one, `skipped` lists the bad inputs left out (only non-empty with skip_bad=True).
+    """
+
+    dataset: str
+    out: Path
+    videos: int = 0
+    samples: dict[str, int] = field(default_factory=dict)
+    frames_written: int = 0
+    frames_reused: int = 0
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+
+class BadInput:
+    """Collects bad-input reports: raises at the first one, or records it when skipping bad input.
+
+    `report(where, problem)` raises `RvosError("<where>: <problem>")` unless `skip_bad` is set, in which
+    case the item is appended to `skipped` and the caller leaves it out and goes on.
+    """
+
+    def __init__(self, skip_bad: bool) -> None:
+        self.skip_bad = skip_bad
+        self.skipped: list[SkippedItem] = []
+
+    def report(self, where: str | Path, problem: str) -> None:
+        """Raise, or record when skipping, the bad input `where` with what is wrong with it."""
+        item = SkippedItem(str(where), problem)
+        if not self.skip_bad:
+            raise RvosError(str(item))
+        self.skipped.append(item)
+
+    def report_error(self, error: RvosError) -> None:
+        """Raise `error` again, or record it (its message already names the file) when skipping."""
+        if not self.skip_bad:
+            raise error
+        where, _, problem = str(error).partition(": ")
+        self.skipped.append(SkippedItem(where, problem))
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """Save `array` in .npy format to `path` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file, raising RvosError naming the file when it is missing or not valid JSON."""
+    if not path.is_file():
+        raise RvosError(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RvosError(f"{path}: not valid JSON ({error})") from error
+
+
+def require_paths(root: Path, relative: list[str], layout: str) -> None:
+    """Raise RvosError naming the first of `root/relative[i]` that does not exist.
+
+    `layout` names the dataset so the message can say which download layout was expected.
+    """
+    if not root.is_dir():
+        raise RvosError(f"{root}: no such folder (expected the {layout} root)")
+    for rel in relative:
+        if not (root / rel).exists():
+            raise RvosError(f"{root / rel}: missing (expected the {layout} download layout)")
+
+
+def read_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Yield (1-based line number, fields) for every non-blank row of a CSV file."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                yield reader.line_num, row
+
+
+def load_prepared(prepared: Path, name: str, command: str) -> Any:
+    """Read the prepared JSON file `prepared/name`, telling the user to run `command` when it is missing."""
+    path = Path(prepared) / name
+    if not path.is_file():
+        raise RvosError(f"{path}: missing; run `{command}` first")
+    return read_json(path)
+
+
+def window_indices(center: int, window: int, low: int, high: int) -> list[int]:
+    """Indices `center - window//2 ... center + (window+1)//2 - 1`, each clamped to [low, high].
+
+    The centre sits at position window//2; near the ends of a video the edge frame repeats.
+    """
+    start = center - window // 2
+    return [min(max(start + k, low), high) for k in range(window)]
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A torch.Generator seeded from (seed, epoch, sample index), so a sample's augmentation does not
+    depend on which DataLoader worker draws it."""
+    state = int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+    return torch.Generator().manual_seed(state)
