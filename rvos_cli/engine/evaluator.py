@@ -1,0 +1,397 @@
+"""Evaluation with a model: A2D-/JHMDB-Sentences mAP and IoUs, Ref-YouTube-VOS submissions and J&F.
+
+Shape legend: T frames, B clips in a batch, Nq object queries, h4×w4 = H/4×W/4 mask-logit resolution,
+H×W padded input size, h×w resized input size, H0×W0 original frame size.
+
+Everything runs in fp32 under `torch.no_grad()` with the model in eval mode; each sentence is tokenised
+and encoded once per sample.
+
+  * A2D / JHMDB (spec §8.1, §11): batches of clips around the annotated frame; only that frame passes
+    the transformer; every query's mask (at the original size) with its P(referred) becomes a COCO
+    result, then `core.metrics.a2d_metrics` gives mAP, AP50/75, AP by area, P@K and the IoUs.
+  * Ref-YouTube-VOS (spec §8.2): per video, the frames are encoded once (the whole video in one pass, or
+    overlapping windows when `max_frames` is smaller) and decoded once per expression; windows are linked
+    with `WindowLinker`. PNGs `Annotations/<video>/<exp_id>/<frame>.png` (0/255, original size) and
+    `submission.zip` are written atomically. With local ground truth, J, F, J&F follow metrics.md §4.
+
+A2D/JHMDB prediction can be shared by the ranks of a torchrun process group (`distributed=True`: each
+rank predicts a slice, the results are gathered); Ref-YouTube-VOS prediction runs in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from rvos_cli.core.checkpoints import load_checkpoint, read_checkpoint_file
+from rvos_cli.core.config import Config, config_from_dict, get_preset
+from rvos_cli.core.inference import WindowLinker, a2d_postprocess
+from rvos_cli.core.metrics import a2d_metrics, db_eval_boundary, db_eval_iou
+from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
+from rvos_cli.data.collate import collate
+from rvos_cli.engine.distributed import DistInfo, all_gather_object, current_info
+from rvos_cli.engine.scoring import write_json_atomic
+from rvos_cli.errors import RvosError
+
+A2D_KEYS: tuple[str, ...] = (
+    "mAP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "P@0.5",
+    "P@0.6",
+    "P@0.7",
+    "P@0.8",
+    "P@0.9",
+    "overall_iou",
+    "mean_iou",
+)
+YTVOS_KEYS: tuple[str, ...] = ("J", "F", "J&F")
+ANNOTATIONS_DIR = "Annotations"
+SUBMISSION_ZIP = "submission.zip"
+
+
+def load_eval_model(
+    checkpoint: Path, preset: str | None = None, text_encoder: str | None = None
+) -> tuple[MTTR, Tokenizer, Config]:
+    """Build the network a checkpoint needs, load its weights strictly and switch it to eval mode (CPU).
+
+    The architecture (and the eval resize sizes and window) come from `preset` when given, else from the
+    config an rvos checkpoint stores. Official MTTR checkpoints store no config, so they need `preset`.
+    The text encoder is built from its config only: its weights are in the checkpoint.
+    Returns (model, tokenizer, config). Raises RvosError for a missing or unreadable file, a file without
+    config and no preset, a backbone-only (Kinetics) file, or tensors that do not fit the architecture.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise RvosError(f"{checkpoint}: checkpoint file not found")
+    config = get_preset(preset) if preset else _stored_config(checkpoint)
+    config.model.text_encoder.pretrained = False
+    model = build_model(config.model, text_encoder)
+    tokenizer = build_tokenizer(config.model, text_encoder)
+    try:
+        report = load_checkpoint(model, checkpoint)
+    except RvosError as err:
+        source = f"--preset {preset}" if preset else "the config stored in the checkpoint"
+        raise RvosError(f"{err} (model built from {source})") from None
+    if report.kind == "kinetics-swin":
+        raise RvosError(
+            f"{checkpoint}: holds only Video Swin backbone weights (Kinetics-400); evaluation needs a full "
+            "MTTR checkpoint (an official one or one written by `rvos train`)"
+        )
+    return model.eval(), tokenizer, config
+
+
+def _stored_config(checkpoint: Path) -> Config:
+    """The config stored in an rvos checkpoint; RvosError asking for --preset when there is none."""
+    try:  # memory-mapped, so only the small config entry is actually read from a large file
+        obj: Any = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        obj = read_checkpoint_file(checkpoint)
+    stored = obj.get("config") if isinstance(obj, dict) else None
+    del obj
+    if not isinstance(stored, dict):
+        raise RvosError(
+            f"{checkpoint}: stores no rvos config (an official MTTR checkpoint?); pass --preset mttr-a2d "
+            "(A2D-/JHMDB-Sentences checkpoints) or --preset mttr-ytvos (Ref-YouTube-VOS)"
+        )
+    try:
+        return config_from_dict(stored)
+    except RvosError as err:
+        raise RvosError(f"{checkpoint}: its stored config is invalid ({err}); pass --preset") from None
+
+
+def json_metrics(metrics: dict[str, Any], keys: tuple[str, ...]) -> dict[str, float | None]:
+    """Keep exactly `keys` (`A2D_KEYS` or `YTVOS_KEYS`) of a metrics dict, as fractions.
+
+    pycocotools reports −1 for an area range (small/medium/large) without any ground truth; that
+    becomes None (JSON null), as does a key absent from `metrics`.
+    """
+    result: dict[str, float | None] = {}
+    for key in keys:
+        value = metrics.get(key)
+        result[key] = None if value is None or float(value) < 0 else float(value)
+    return result
+
+
+# ---------------------------------------------------------------------------------------- A2D / JHMDB
+
+
+@torch.no_grad()
+def predict_a2d(
+    model: MTTR,
+    tokenizer: Tokenizer,
+    dataset: Dataset,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    progress: bool = True,
+    distributed: bool = False,
+) -> list[dict]:
+    """COCO results for every sample of an A2D-/JHMDB-Sentences test dataset (spec §8.1).
+
+    `dataset` items are clips `[T, 3, h, w]` with the annotated frame at `valid_indices` and its target
+    (`size`, `orig_size`, `image_id`); they are padded into batches of `batch_size`. Returns Nq dicts
+    `{image_id, category_id: 1, segmentation: RLE at the original size, score: P(referred)}` per sample,
+    samples in dataset order, queries in query order.
+    With `distributed` (every rank of the live process group must call it) rank r predicts samples
+    r, r + world, ... and the results are gathered, so every rank returns the full list.
+    """
+    model.eval()
+    info = current_info() if distributed else DistInfo()
+    indices = list(range(info.rank, len(dataset), info.world_size))
+    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, collate_fn=collate)
+    per_sample: list[list[dict]] = []
+    bar = tqdm(
+        total=len(indices),
+        desc="predict",
+        unit="clip",
+        file=sys.stderr,
+        disable=not (progress and info.is_main),
+    )
+    for batch in loader:
+        frames = batch["frames"].to(device).float()  # [T, B, 3, H, W]
+        padding_mask = batch["padding_mask"].to(device)  # [T, B, H, W]
+        text = {k: v.to(device) for k, v in tokenizer(batch["texts"]).items()}
+        outputs = model(
+            frames,
+            padding_mask,
+            text["input_ids"],
+            text["attention_mask"],
+            valid_indices=batch["valid_indices"],
+            return_aux=False,
+        )  # pred_masks [1, B, Nq, h4, w4], pred_is_referred [1, B, Nq, 2]
+        targets = [target for step in batch["targets"] for target in step]  # time-major, as outputs
+        results = a2d_postprocess(
+            outputs,
+            padded_size=tuple(frames.shape[-2:]),
+            resized_sizes=[tuple(int(v) for v in t["size"]) for t in targets],
+            orig_sizes=[tuple(int(v) for v in t["orig_size"]) for t in targets],
+            image_ids=[t["image_id"] for t in targets],
+        )
+        num_queries = len(results) // len(targets)
+        per_sample += [results[i : i + num_queries] for i in range(0, len(results), num_queries)]
+        bar.update(len(targets))
+    bar.close()
+    if info.enabled:
+        by_index: dict[int, list[dict]] = {}
+        for rank_indices, rank_results in all_gather_object((indices, per_sample)):
+            by_index.update(zip(rank_indices, rank_results, strict=True))
+        per_sample = [by_index[i] for i in range(len(dataset))]
+    return [prediction for sample in per_sample for prediction in sample]
+
+
+def evaluate_a2d(
+    model: MTTR,
+    tokenizer: Tokenizer,
+    dataset: Dataset,
+    coco_gt: dict,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    progress: bool = True,
+    predictions_out: Path | None = None,
+    distributed: bool = False,
+) -> dict[str, float | None]:
+    """Predict every test sample (`predict_a2d`) and score against the COCO ground truth `coco_gt`.
+
+    Returns the `A2D_KEYS` metrics as fractions (None for an area range without ground truth). With
+    `predictions_out` the COCO results list is also written there as JSON (atomically; by rank 0 only
+    when `distributed`, see `predict_a2d`).
+    """
+    if len(dataset) == 0:
+        raise RvosError("the test split holds no samples; nothing to evaluate")
+    predictions = predict_a2d(model, tokenizer, dataset, device, batch_size, progress, distributed)
+    if predictions_out is not None and (not distributed or current_info().is_main):
+        write_json_atomic(Path(predictions_out), predictions)
+    return json_metrics(a2d_metrics(coco_gt, predictions), A2D_KEYS)
+
+
+# ------------------------------------------------------------------------------------ Ref-YouTube-VOS
+
+
+def _videos(samples: list[list]) -> dict[str, list[int]]:
+    """Sample indices per video id, videos in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for index, (video_id, _frames, _entry) in enumerate(samples):
+        groups.setdefault(video_id, []).append(index)
+    return groups
+
+
+def _save_mask(path: Path, mask: torch.Tensor) -> None:
+    """Write a bool mask `[H0, W0]` as an 8-bit greyscale PNG with values 0/255."""
+    Image.fromarray(mask.cpu().numpy().astype(np.uint8) * 255).save(path)
+
+
+@torch.no_grad()
+def _predict_video(
+    model: MTTR,
+    tokenizer: Tokenizer,
+    frames: torch.Tensor,
+    sentences: list[str],
+    orig_size: tuple[int, int],
+    device: str | torch.device,
+    max_frames: int | None,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Segment K sentences in one video, yielding (sentence k, frame index t, mask bool `[H0, W0]`).
+
+    `frames` `[T, 3, h, w]` (one clip, so no padding). The frames are encoded once per window and
+    decoded once per sentence; each sentence's windows are linked by its own `WindowLinker`.
+    """
+    num_frames, size = frames.shape[0], tuple(frames.shape[-2:])
+    window = num_frames if max_frames is None else min(num_frames, max_frames)
+    overlap = 0 if window == num_frames else window // 4  # the demo's 24/6 ratio (spec §8.4)
+    texts = []
+    for sentence in sentences:
+        tokens = {k: v.to(device) for k, v in tokenizer([sentence]).items()}
+        texts.append(model.encode_text(tokens["input_ids"], tokens["attention_mask"]))
+    linkers = [WindowLinker(num_frames, window, overlap, size, size, orig_size) for _ in sentences]
+    for start, end in linkers[0].windows:
+        clip = frames[start:end, None].to(device).float()  # [t, 1, 3, h, w]
+        padding_mask = torch.zeros(end - start, 1, *size, dtype=torch.bool, device=device)
+        video = model.encode_video(clip, padding_mask)
+        for k, (text, linker) in enumerate(zip(texts, linkers, strict=True)):
+            out = model.decode(video, text, return_aux=False)  # [t, 1, Nq, h4, w4], [t, 1, Nq, 2]
+            for frame in linker.push(out["pred_masks"][:, 0], out["pred_is_referred"][:, 0]):
+                yield k, frame.frame_index, frame.mask
+
+
+def predict_ytvos(
+    model: MTTR,
+    tokenizer: Tokenizer,
+    dataset: Any,
+    out_dir: Path,
+    device: str | torch.device = "cpu",
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write the Ref-YouTube-VOS submission of a valid-split dataset (`ReferYouTubeVOSDataset`).
+
+    For every expression, one PNG per listed frame at `out_dir/Annotations/<video>/<exp_id>/<frame>.png`
+    (mode L, 0/255, original frame size), and `out_dir/submission.zip` whose root holds `Annotations/`.
+    The whole video goes through the model in one pass unless it has more than `max_frames` frames; then
+    windows of `max_frames` frames overlapping by a quarter are linked across (spec §8.3). Both outputs
+    replace earlier ones only once complete. Returns the path of the zip.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise RvosError(f"--max-frames {max_frames}: must be at least 1")
+    if len(dataset) == 0:
+        raise RvosError("the valid split holds no expressions; nothing to predict")
+    model.eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".annotations-", dir=out_dir))
+    try:
+        bar = tqdm(total=len(dataset), desc="predict", unit="expr", file=sys.stderr, disable=not progress)
+        for indices in _videos(dataset.samples).values():
+            item = dataset[indices[0]]
+            meta = item["meta"]
+            entries = [dataset.samples[i][2] for i in indices]
+            folders = [stage / meta["video_id"] / str(entry["exp_id"]) for entry in entries]
+            for folder in folders:
+                folder.mkdir(parents=True)
+            masks = _predict_video(
+                model,
+                tokenizer,
+                item["frames"],
+                [entry["exp"] for entry in entries],
+                tuple(meta["original_frame_size"]),
+                device,
+                max_frames,
+            )
+            for k, t, mask in masks:
+                _save_mask(folders[k] / f"{meta['frame_indices'][t]}.png", mask)
+            bar.update(len(indices))
+        bar.close()
+        zip_path = out_dir / SUBMISSION_ZIP
+        _zip_annotations(stage, zip_path)
+        _replace_dir(stage, out_dir / ANNOTATIONS_DIR)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return zip_path
+
+
+def _zip_annotations(folder: Path, zip_path: Path) -> None:
+    """Zip `folder` as `Annotations/...` into `zip_path` atomically (sorted, so the zip is reproducible)."""
+    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{ANNOTATIONS_DIR}/", b"")
+            for path in sorted(folder.rglob("*")):
+                name = f"{ANNOTATIONS_DIR}/{path.relative_to(folder).as_posix()}"
+                if path.is_dir():
+                    archive.writestr(f"{name}/", b"")
+                else:
+                    archive.write(path, name)
+        os.replace(tmp, zip_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    """Move `source` to `target`, replacing an existing `target` folder (old one removed afterwards)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+    source.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def score_ytvos_dataset(dataset: Any, annotations_dir: Path, progress: bool = True) -> dict[str, float]:
+    """J, F and J&F of written predictions against a dataset's local ground truth (metrics.md §4).
+
+    `dataset` is a valid-split `ReferYouTubeVOSDataset` with `has_gt`; `annotations_dir` holds
+    `<video>/<exp_id>/<frame>.png` (foreground = non-zero). Per expression, J_e and F_e are means over all
+    its listed frames (an absent object is an empty GT mask); J and F are means over expressions and
+    J&F = (J + F) / 2. Returns {'J', 'F', 'J&F'}.
+    """
+    j_values, f_values = [], []
+    bar = tqdm(dataset.samples, desc="J&F", unit="expr", file=sys.stderr, disable=not progress)
+    for index, (video_id, frames, entry) in enumerate(bar):
+        gt = dataset.gt_masks(index)  # [T, H0, W0]
+        folder = Path(annotations_dir) / video_id / str(entry["exp_id"])
+        pred = np.stack([_read_prediction(folder / f"{frame}.png") for frame in frames])  # [T, H0, W0]
+        j_values.append(float(np.mean(db_eval_iou(gt, pred))))
+        f_values.append(float(np.mean(db_eval_boundary(gt, pred))))
+    j, f = float(np.mean(j_values)), float(np.mean(f_values))
+    return {"J": j, "F": f, "J&F": (j + f) / 2}
+
+
+def _read_prediction(path: Path) -> np.ndarray:
+    """A prediction PNG as a bool mask `[H, W]` (foreground = non-zero)."""
+    with Image.open(path) as image:
+        return np.asarray(image) != 0
+
+
+def evaluate_ytvos(
+    model: MTTR,
+    tokenizer: Tokenizer,
+    dataset: Any,
+    out_dir: Path,
+    device: str | torch.device = "cpu",
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> dict[str, float | None]:
+    """`predict_ytvos` into `out_dir`, then J, F, J&F when the dataset has local ground truth.
+
+    Returns the `YTVOS_KEYS` as fractions, or all None without ground truth (the real valid split: upload
+    `out_dir/submission.zip` to the evaluation server instead).
+    """
+    predict_ytvos(model, tokenizer, dataset, out_dir, device, max_frames, progress)
+    if not dataset.has_gt:
+        return json_metrics({}, YTVOS_KEYS)
+    return json_metrics(score_ytvos_dataset(dataset, Path(out_dir) / ANNOTATIONS_DIR, progress), YTVOS_KEYS)
