@@ -7,49 +7,94 @@ import math
 import torch
 from torch import nn
 
+from rvos_cli.core.model import video_swin
 from rvos_cli.core.model.position_encoding import sine_position_encoding
 from rvos_cli.core.model.transformer import MultiheadAttention
 from rvos_cli.core.model.video_swin import (
-    WindowAttention3D,
+    SwinBlock3D,
     effective_window,
     relative_position_index,
+    shift_mask_patterns,
     shifted_window_mask,
+    window_partition,
+    window_reverse,
 )
 
 
-def _plain_window_attention(
-    attn: WindowAttention3D, x: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    Bw, N, C = x.shape
+def _reference_block(block: SwinBlock3D, x: torch.Tensor) -> torch.Tensor:
+    """The reference's formulation: LN → pad → roll → partition → softmax(qkᵀ·s + b + m)v → reverse."""
+    B, D, H, W, C = x.shape
+    window, shift = effective_window((D, H, W), block.window, block.shift)
+    y = block.norm1(x)
+    pads = [(w - g % w) % w for g, w in zip((D, H, W), window, strict=True)]
+    y = torch.nn.functional.pad(y, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
+    _, Dp, Hp, Wp, _ = y.shape
+    shifted = any(shift)
+    if shifted:
+        y = torch.roll(y, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+    windows = window_partition(y, window)
+    attn = block.attn
+    Bw, N, _ = windows.shape
     nh = attn.num_heads
-    qkv = attn.qkv(x).reshape(Bw, N, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv[0] * (C // nh) ** -0.5, qkv[1], qkv[2]
-    scores = q @ k.transpose(-2, -1)
-    bias = attn.relative_position_bias_table[attn.relative_position_index[:N, :N].reshape(-1)]
-    scores = scores + bias.reshape(N, N, -1).permute(2, 0, 1).unsqueeze(0)
-    if mask is not None:
-        nW = mask.shape[0]
-        scores = scores.view(Bw // nW, nW, nh, N, N) + mask.unsqueeze(1).unsqueeze(0)
-        scores = scores.view(-1, nh, N, N)
-    out = scores.softmax(-1) @ v
-    return attn.proj(out.transpose(1, 2).reshape(Bw, N, C))
+    qkv = attn.qkv(windows).reshape(Bw, N, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
+    scores = (qkv[0] * (C // nh) ** -0.5) @ qkv[1].transpose(-2, -1)
+    scores = scores + attn.position_bias(N).unsqueeze(0)
+    if shifted:
+        mask = shifted_window_mask((Dp, Hp, Wp), window, shift, x.device)
+        scores = (scores.view(B, -1, nh, N, N) + mask.unsqueeze(1).unsqueeze(0)).view(Bw, nh, N, N)
+    out = attn.proj((scores.softmax(-1) @ qkv[2]).transpose(1, 2).reshape(Bw, N, C))
+    y = window_reverse(out, window, B, Dp, Hp, Wp)
+    if shifted:
+        y = torch.roll(y, shifts=shift, dims=(1, 2, 3))
+    x = x + y[:, :D, :H, :W]
+    return x + block.mlp(block.norm2(x))
 
 
-def test_window_attention_matches_plain_softmax_with_bias_and_shift_mask() -> None:
+def _random_block(dim: int, heads: int, window, shift) -> SwinBlock3D:
     torch.manual_seed(0)
-    attn = WindowAttention3D(dim=24, window=(2, 3, 3), num_heads=3)
-    nn.init.normal_(attn.relative_position_bias_table, std=1.0)
-    mask = shifted_window_mask((4, 6, 6), (2, 3, 3), (1, 1, 1), torch.device("cpu"))
-    x = torch.randn(2 * mask.shape[0], 18, 24)
-    torch.testing.assert_close(attn(x, mask), _plain_window_attention(attn, x, mask), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(attn(x, None), _plain_window_attention(attn, x, None), atol=1e-5, rtol=1e-5)
+    block = SwinBlock3D(dim, heads, window, shift, mlp_ratio=2.0, drop_path=0.0).eval()
+    nn.init.normal_(block.attn.relative_position_bias_table, std=1.0)
+    return block
+
+
+def test_shifted_block_matches_the_reference_formulation_with_padding() -> None:
+    block = _random_block(24, 3, (2, 3, 3), (1, 1, 1))
+    x = torch.randn(2, 3, 7, 8, 24)  # pads to 4×9×9: border windows mix regions and padding
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), _reference_block(block, x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(block(x), _reference_block(block, x), atol=1e-5, rtol=1e-5)  # autograd path
+
+
+def test_plain_block_matches_the_reference_formulation() -> None:
+    block = _random_block(24, 3, (2, 3, 3), (0, 0, 0))
+    x = torch.randn(1, 4, 6, 5, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), _reference_block(block, x), atol=1e-5, rtol=1e-5)
 
 
 def test_window_smaller_than_configured_uses_first_entries_of_the_index() -> None:
-    torch.manual_seed(0)
-    attn = WindowAttention3D(dim=8, window=(8, 7, 7), num_heads=2)
-    x = torch.randn(3, 2 * 7 * 7, 8)  # a 2-frame window: N = 98 < 392
-    torch.testing.assert_close(attn(x, None), _plain_window_attention(attn, x, None), atol=1e-5, rtol=1e-5)
+    block = _random_block(8, 2, (8, 7, 7), (4, 3, 3))
+    x = torch.randn(1, 2, 10, 14, 8)  # 2 frames: the temporal window shrinks to 2, N = 98 < 392
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), _reference_block(block, x), atol=1e-5, rtol=1e-5)
+
+
+def test_chunked_attention_and_mlp_equal_one_pass(monkeypatch) -> None:
+    block = _random_block(24, 3, (2, 3, 3), (1, 1, 1))
+    x = torch.randn(2, 4, 6, 6, 24)
+    with torch.no_grad():
+        whole = block(x)
+        monkeypatch.setattr(video_swin, "ATTENTION_CHUNK_ELEMENTS", 3 * 18 * 18 * 3)  # 3 windows per chunk
+        monkeypatch.setattr(video_swin, "MLP_CHUNK_TOKENS", 50)
+        torch.testing.assert_close(block(x), whole, atol=1e-6, rtol=1e-6)
+
+
+def test_shift_mask_has_one_pattern_for_inner_windows_and_few_at_borders() -> None:
+    patterns = shift_mask_patterns((4, 6, 6), (2, 3, 3), (1, 1, 1), torch.device("cpu"))
+    assert patterns.patterns.shape == (8, 1, 18, 18)
+    assert patterns.window_pattern.shape == (8,)
+    big = shift_mask_patterns((16, 91, 161), (8, 7, 7), (4, 3, 3), torch.device("cpu"))
+    assert big.patterns.shape[0] == 8 and big.window_pattern.shape == (2 * 13 * 23,)
 
 
 def test_multihead_attention_matches_torch_reference_with_key_padding() -> None:
@@ -101,3 +146,15 @@ def test_sine_position_encoding_values() -> None:
     torch.testing.assert_close(pos[0, 1], y.cos())  # dim_t = 10000^(2·⌊1/2⌋/2) = 1
     torch.testing.assert_close(pos[0, 2], x.sin())
     torch.testing.assert_close(pos[0, 3], x.cos())
+
+
+def test_drop_path_drops_whole_samples_and_keeps_the_expectation() -> None:
+    torch.manual_seed(0)
+    drop = video_swin.DropPath(0.5).train()
+    out = drop(torch.ones(1000, 3, 4))
+    per_sample = out.flatten(1)
+    assert set(per_sample.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(per_sample.min(1).values, per_sample.max(1).values)  # all or nothing per sample
+    assert abs(out.mean().item() - 1.0) < 0.1
+    x = torch.randn(4, 5)
+    assert torch.equal(drop.eval()(x), x)

@@ -40,7 +40,10 @@ class MultiheadAttention(nn.Module):
         q = F.linear(query, w_q, b_q).view(N, Lq, self.nheads, hd).transpose(1, 2)  # [N, nh, Lq, hd]
         k = F.linear(key, w_k, b_k).view(N, -1, self.nheads, hd).transpose(1, 2)
         v = F.linear(value, w_v, b_v).view(N, -1, self.nheads, hd).transpose(1, 2)
-        attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+        attn_mask = None
+        if key_padding_mask is not None:  # additive −inf: faster than bool on CPU
+            attn_mask = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
+            attn_mask = attn_mask.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )

@@ -12,13 +12,38 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
 from torch import Tensor, nn
+from torch.nn.init import trunc_normal_
 
 Triple = tuple[int, int, int]
+
+# Attention scores computed at once (floats) before window attention switches to chunks of windows.
+ATTENTION_CHUNK_ELEMENTS = 1 << 24
+# Tokens per MLP call at inference: bounds the 4×-wide hidden activations.
+MLP_CHUNK_TOKENS = 1 << 15
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero a sample's residual branch with probability p, scale the rest.
+
+    Written here rather than taken from timm: timm needs torchvision, which pins a CUDA build of torch
+    whose import alone costs about 0.5 GB more resident memory on CPU machines.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """`[B, ...]` → `[B, ...]`, one keep/drop draw per sample."""
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
 
 
 def effective_window(grid: Triple, window: Triple, shift: Triple) -> tuple[Triple, Triple]:
@@ -46,9 +71,9 @@ def window_reverse(windows: Tensor, window: Triple, B: int, D: int, H: int, W: i
     return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, D, H, W, -1)
 
 
-@functools.lru_cache(maxsize=32)
-def shifted_window_mask(padded: Triple, window: Triple, shift: Triple, device: torch.device) -> Tensor:
-    """Additive mask `[nW, N, N]`: −100 between tokens that came from different regions before the roll."""
+def window_regions(padded: Triple, window: Triple, shift: Triple, device: torch.device) -> Tensor:
+    """Region id `[nW, N]` of every window token: tokens of different regions were not neighbours before
+    the cyclic shift and must not attend to each other."""
     img_mask = torch.zeros((1, *padded, 1), device=device)
     region = 0
     slices = [(slice(-w), slice(-w, -s), slice(-s, None)) for w, s in zip(window, shift, strict=True)]
@@ -57,9 +82,37 @@ def shifted_window_mask(padded: Triple, window: Triple, shift: Triple, device: t
             for w in slices[2]:
                 img_mask[:, d, h, w, :] = region
                 region += 1
-    windows = window_partition(img_mask, window).squeeze(-1)  # [nW, N]
-    mask = windows.unsqueeze(1) - windows.unsqueeze(2)
-    return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+    return window_partition(img_mask, window).squeeze(-1)
+
+
+def region_mask(regions: Tensor) -> Tensor:
+    """Additive mask `[n, N, N]` from region ids `[n, N]`: −100 between different regions, else 0."""
+    different = regions.unsqueeze(1) != regions.unsqueeze(2)
+    return different.float() * -100.0
+
+
+def shifted_window_mask(padded: Triple, window: Triple, shift: Triple, device: torch.device) -> Tensor:
+    """The reference's additive mask `[nW, N, N]` for shifted windows (for checks; large)."""
+    return region_mask(window_regions(padded, window, shift, device))
+
+
+@dataclass(frozen=True)
+class ShiftMask:
+    """Distinct shifted-window masks of a layer: patterns `[P,1,N,N]`, the pattern of each window `[nW]`."""
+
+    patterns: Tensor
+    window_pattern: Tensor
+
+
+@functools.lru_cache(maxsize=32)
+def shift_mask_patterns(padded: Triple, window: Triple, shift: Triple, device: torch.device) -> ShiftMask:
+    """`shifted_window_mask` grouped into its distinct patterns (inner windows share one, borders a few),
+    built without materialising the mask of every window."""
+    regions = window_regions(padded, window, shift, device)
+    distinct, region_row = torch.unique(regions, dim=0, return_inverse=True)  # a few dozen rows at most
+    masks = region_mask(distinct)
+    patterns, mask_row = torch.unique(masks.flatten(1), dim=0, return_inverse=True)
+    return ShiftMask(patterns.view(-1, 1, *masks.shape[1:]), mask_row[region_row])
 
 
 def relative_position_index(window: Triple) -> Tensor:
@@ -75,11 +128,58 @@ def relative_position_index(window: Triple) -> Tensor:
     return rel.sum(-1)
 
 
+@dataclass(frozen=True)
+class WindowLayout:
+    """Where every window token comes from, for one (grid, window, shift) geometry of one clip.
+
+    gather `[nW, N]`: index of each window token in the flattened D·H·W grid, or D·H·W for padding
+    (a zero row); scatter `[D·H·W]`: the row of each grid token in the window-major order `nW·N`.
+    One gather replaces pad → roll → partition, one scatter replaces reverse → roll back → crop.
+    """
+
+    gather: Tensor
+    scatter: Tensor
+    shift_mask: ShiftMask | None
+
+    def batched(self, B: int) -> tuple[Tensor, Tensor]:
+        """Gather `[B·nW, N]` into B stacked clips (padding → row B·D·H·W) and scatter `[B·D·H·W]`."""
+        M = self.scatter.numel()
+        rows = self.gather.numel()
+        offsets = torch.arange(B, device=self.gather.device)
+        gather = self.gather.unsqueeze(0) + (offsets * M).view(B, 1, 1)
+        gather = torch.where(self.gather.unsqueeze(0) == M, B * M, gather).flatten(0, 1)
+        scatter = (self.scatter.unsqueeze(0) + (offsets * rows).view(B, 1)).flatten()
+        return gather, scatter
+
+
+@functools.lru_cache(maxsize=64)
+def window_layout(grid: Triple, window: Triple, shift: Triple, device: torch.device) -> WindowLayout:
+    """The token layout of (shifted) windows over `grid` (D,H,W); window/shift already effective."""
+    D, H, W = grid
+    padded = tuple(-(-g // w) * w for g, w in zip(grid, window, strict=True))
+    M = D * H * W
+    source = torch.full(padded, M, dtype=torch.long, device=device)
+    source[:D, :H, :W] = torch.arange(M, device=device).view(D, H, W)
+    shifted = any(s > 0 for s in shift)
+    if shifted:
+        source = torch.roll(source, shifts=tuple(-s for s in shift), dims=(0, 1, 2))
+    gather = window_partition(source[None, ..., None], window)[..., 0]  # [nW, N]
+    order = torch.arange(gather.numel(), device=device).view(*gather.shape, 1)
+    position = window_reverse(order, window, 1, *padded)[0, ..., 0]  # [Dp, Hp, Wp]
+    if shifted:
+        position = torch.roll(position, shifts=shift, dims=(0, 1, 2))
+    scatter = position[:D, :H, :W].flatten()
+    mask = shift_mask_patterns(padded, window, shift, device) if shifted else None  # type: ignore[arg-type]
+    return WindowLayout(gather, scatter, mask)
+
+
 class WindowAttention3D(nn.Module):
     """Window multi-head self-attention with a learned 3-D relative position bias.
 
     The attention itself is `scaled_dot_product_attention` (fused on CPU and GPU); the bias and the
     shifted-window mask enter as its additive mask, which gives the same result as softmax(qkᵀ·s + b + m)v.
+    Windows sharing a shift-mask pattern (at most 8 patterns) attend together with one broadcast mask,
+    in chunks of about `ATTENTION_CHUNK_ELEMENTS` scores, so memory does not grow with the window count.
     """
 
     def __init__(self, dim: int, window: Triple, num_heads: int) -> None:
@@ -98,22 +198,42 @@ class WindowAttention3D(nn.Module):
         index = self.relative_position_index[:N, :N].reshape(-1)
         return self.relative_position_bias_table[index].reshape(N, N, -1).permute(2, 0, 1)
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        """Attend within windows. x `[B·nW, N, C]`, mask `[nW, N, N]` additive or None → `[B·nW, N, C]`."""
-        Bw, N, C = x.shape
-        qkv = self.qkv(x).reshape(Bw, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each [B·nW, nh, N, hd]
-        bias = self.position_bias(N).unsqueeze(0).to(q.dtype)  # [1, nh, N, N]
-        if mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    def forward(self, tokens: Tensor, gather: Tensor, shift_mask: ShiftMask | None) -> Tensor:
+        """Attend within windows, before the output projection.
+
+        tokens `[M+1, C]` normalised tokens of all clips with a last all-zero row for padding; gather
+        `[B·nW, N]` rows of `tokens` forming each window; shift_mask None for plain windows.
+        Returns `[B·nW, N, C]` (apply `proj` after putting tokens back in place).
+        """
+        Bw, N = gather.shape
+        bias = self.position_bias(N).unsqueeze(0)  # [1, nh, N, N]
+        out = tokens.new_empty(Bw, N, tokens.shape[1])
+        if shift_mask is None:
+            groups = [(torch.arange(Bw, device=gather.device), bias)]
         else:
-            nW = mask.shape[0]
-            full = bias.unsqueeze(0) + mask.to(q.dtype)[None, :, None]  # [1, nW, nh, N, N]
-            shape = (Bw // nW, nW, self.num_heads, N, -1)
-            out = F.scaled_dot_product_attention(
-                q.view(shape), k.view(shape), v.view(shape), attn_mask=full
-            ).flatten(0, 1)
-        return self.proj(out.transpose(1, 2).reshape(Bw, N, C))
+            # windows are laid out b-major: window w of clip b sits at b·nW + w
+            pattern_of = shift_mask.window_pattern.repeat(Bw // shift_mask.window_pattern.shape[0])
+            groups = [
+                ((pattern_of == p).nonzero().squeeze(1), bias + pattern.to(bias.dtype))
+                for p, pattern in enumerate(shift_mask.patterns)
+            ]
+        chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (self.num_heads * N * N))
+        for windows, attn_mask in groups:
+            for start in range(0, windows.numel(), chunk):
+                ids = windows[start : start + chunk]
+                rows = tokens.index_select(0, gather.index_select(0, ids).flatten()).view(
+                    -1, N, tokens.shape[1]
+                )
+                out.index_copy_(0, ids, self._attend(rows, attn_mask))
+        return out
+
+    def _attend(self, x: Tensor, attn_mask: Tensor) -> Tensor:
+        """x `[n, N, C]`, attn_mask `[1, nh, N, N]` additive → `[n, N, C]` (heads merged, no projection)."""
+        n, N, C = x.shape
+        qkv = self.qkv(x).reshape(n, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each [n, nh, N, hd]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype))
+        return out.transpose(1, 2).reshape(n, N, C)
 
 
 class Mlp(nn.Module):
@@ -131,7 +251,12 @@ class Mlp(nn.Module):
 
 
 class SwinBlock3D(nn.Module):
-    """One (shifted-)window transformer block: x + DropPath(W-MSA(LN(x))), then x + DropPath(MLP(LN(x)))."""
+    """One (shifted-)window transformer block: x + DropPath(W-MSA(LN(x))), then x + DropPath(MLP(LN(x))).
+
+    Same result as the reference's LN → zero-pad → roll → partition → attention → reverse → roll →
+    crop, computed with one gather and one scatter (`WindowLayout`); the projection and the MLP run on
+    real tokens only, the MLP in chunks of tokens when no gradient is needed.
+    """
 
     def __init__(
         self, dim: int, num_heads: int, window: Triple, shift: Triple, mlp_ratio: float, drop_path: float
@@ -145,28 +270,28 @@ class SwinBlock3D(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def _attention(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        B, D, H, W, _ = x.shape
+    def forward(self, x: Tensor) -> Tensor:
+        """`[B,D,H,W,C]` → `[B,D,H,W,C]`."""
+        B, D, H, W, C = x.shape
         window, shift = effective_window((D, H, W), self.window, self.shift)
-        x = self.norm1(x)
-        pad_d = (window[0] - D % window[0]) % window[0]
-        pad_h = (window[1] - H % window[1]) % window[1]
-        pad_w = (window[2] - W % window[2]) % window[2]
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h, 0, pad_d))
-        _, Dp, Hp, Wp, _ = x.shape
-        shifted = any(s > 0 for s in shift)
-        if shifted:
-            x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
-        windows = self.attn(window_partition(x, window), mask if shifted else None)
-        x = window_reverse(windows, window, B, Dp, Hp, Wp)
-        if shifted:
-            x = torch.roll(x, shifts=shift, dims=(1, 2, 3))
-        return x[:, :D, :H, :W, :]
+        layout = window_layout((D, H, W), window, shift, x.device)
+        gather, scatter = layout.batched(B)
+        tokens = self.norm1(x).reshape(-1, C)
+        tokens = torch.cat([tokens, tokens.new_zeros(1, C)])  # the last row stands for padding
+        attended = self.attn(tokens, gather, layout.shift_mask).view(-1, C).index_select(0, scatter)
+        x = x + self.drop_path(self.attn.proj(attended).view(B, D, H, W, C))
+        return x + self.drop_path(self._mlp(x))
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        """x `[B,D,H,W,C]`, mask the layer's shifted-window mask `[nW,N,N]` or None → `[B,D,H,W,C]`."""
-        x = x + self.drop_path(self._attention(x, mask))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def _mlp(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled():
+            return self.mlp(self.norm2(x))
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.empty_like(flat)
+        for start in range(0, flat.shape[0], MLP_CHUNK_TOKENS):
+            out[start : start + MLP_CHUNK_TOKENS] = self.mlp(
+                self.norm2(flat[start : start + MLP_CHUNK_TOKENS])
+            )
+        return out.view(x.shape)
 
 
 class BasicLayer(nn.Module):
@@ -194,12 +319,8 @@ class BasicLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """`[B,C,D,H,W]` → `[B,C,D,H,W]`."""
         x = x.permute(0, 2, 3, 4, 1)  # [B, D, H, W, C]
-        _, D, H, W, _ = x.shape
-        window, shift = effective_window((D, H, W), self.window, self.shift)
-        padded = tuple(-(-g // w) * w for g, w in zip((D, H, W), window, strict=True))
-        mask = shifted_window_mask(padded, window, shift, x.device) if any(shift) else None
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x)
         return x.permute(0, 4, 1, 2, 3)
 
 
