@@ -12,21 +12,9 @@ import torch
 
 def roberta_base_config_folder(folder: Path) -> Path:
     """Write a roberta-base-shaped `config.json` (no weights) into `folder` and return it."""
-    from transformers import RobertaConfig
+    from rvos_cli.core.model.text_encoder import roberta_base_config
 
-    RobertaConfig(
-        vocab_size=50265,
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-    ).save_pretrained(folder)
+    roberta_base_config().save_pretrained(folder)
     return folder
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from rvos_cli.core.config import ModelConfig, TextEncoderConfig, get_preset
 from rvos_cli.core.model import MTTR, build_model
+from rvos_cli.core.model.text_encoder import roberta_base_config
 from rvos_cli.core.model.transformer import MultimodalTransformer
 
 SPEC_TSV = Path(__file__).resolve().parents[3] / "shared" / "spec" / "official-state-dict.tsv"
@@ -106,22 +107,8 @@ def test_gradients_reach_backbone_and_heads_but_not_frozen_text_encoder(
 
 def _roberta_base_folder(tmp_path: Path) -> Path:
     """A roberta-base-shaped config (no weights, no download), as the official checkpoints expect."""
-    from transformers import RobertaConfig
-
     folder = tmp_path / "roberta-base-config"
-    RobertaConfig(
-        vocab_size=50265,
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-    ).save_pretrained(folder)
+    roberta_base_config().save_pretrained(folder)
     return folder
 
 

@@ -49,6 +49,29 @@ def build_text_encoder(name: str, pretrained: bool = True) -> nn.Module:
     return model
 
 
+def roberta_base_config() -> object:
+    """A `RobertaConfig` with roberta-base's shapes as the official MTTR checkpoints hold them (spec §13).
+
+    50,265 tokens, 514 positions, one token type, LayerNorm eps 1e-5 (a default `RobertaConfig()` differs and
+    would not load those weights). Lets a model be built offline; the weights come from the checkpoint.
+    """
+    from transformers import RobertaConfig
+
+    return RobertaConfig(
+        vocab_size=50265,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+
+
 def text_hidden_size(text_encoder: nn.Module) -> int:
     """Width C of the encoder's token states."""
     return int(text_encoder.config.hidden_size)
