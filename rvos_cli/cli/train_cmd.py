@@ -1,0 +1,165 @@
+"""`rvos train`: train MTTR with the paper's recipe on prepared data, resumable, on one CPU or many GPUs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rvos_cli.cli.common import err_console, out_console, parse_device, user_errors_exit_2
+from rvos_cli.core.config import Config
+from rvos_cli.errors import RvosError
+
+EXIT_NON_FINITE = 1
+EXIT_INTERRUPTED = 130
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `train` command to `app`."""
+    app.command("train")(train)
+
+
+def resolve_train_config(
+    preset: str | None,
+    config_file: Path | None,
+    resume: Path | None,
+    assignments: list[str],
+    shorthands: dict[str, object],
+) -> Config:
+    """The run's `Config`: `--preset` or `--config` (or, when resuming without either, the resumed run's),
+    then `--set key=value`, then the shorthand flags (`train.window=...`) that were given.
+
+    Raises RvosError when none or both of --preset/--config are given, or a value is out of range.
+    """
+    from rvos_cli.core.config import apply_overrides, get_preset, load_config
+    from rvos_cli.engine.trainer import resume_config
+
+    if preset is not None and config_file is not None:
+        raise RvosError("give either --preset NAME or --config FILE, not both")
+    if preset is not None:
+        config = get_preset(preset)
+    elif config_file is not None:
+        config = load_config(config_file)
+    elif resume is not None:
+        config = resume_config(resume)
+    else:
+        raise RvosError("no model given: pass --preset NAME (mttr-a2d, mttr-ytvos, tiny) or --config FILE")
+    config = apply_overrides(config, list(assignments))
+    given = [f"train.{key}={value}" for key, value in shorthands.items() if value is not None]
+    config = apply_overrides(
+        config, [item.replace("=True", "=true").replace("=False", "=false") for item in given]
+    )
+    _check_ranges(config)
+    return config
+
+
+def _check_ranges(config: Config) -> None:
+    train = config.train
+    for key in ("window", "batch_size", "epochs"):
+        if getattr(train, key) < 1:
+            raise RvosError(f"train.{key} must be at least 1, got {getattr(train, key)}")
+    if train.num_workers < 0:
+        raise RvosError(f"train.num_workers must be 0 or more, got {train.num_workers}")
+    if train.lr_drop_gamma <= 0:
+        raise RvosError(f"train.lr_drop_gamma must be positive, got {train.lr_drop_gamma}")
+
+
+@user_errors_exit_2
+def train(
+    data: Annotated[
+        Path, typer.Option("--data", help="Dataset root (A2D-Sentences or Ref-YouTube-VOS layout), prepared.")
+    ],
+    preset: Annotated[
+        str | None, typer.Option(help="Config preset: mttr-a2d, mttr-ytvos or tiny.", show_default=False)
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML config file (e.g. a run's config.yaml).")
+    ] = None,
+    assignments: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config value: key.path=value (repeatable).")
+    ] = None,
+    window: Annotated[int | None, typer.Option(help="Frames per training clip (train.window).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Clips per step per process (train.batch_size).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs (train.epochs).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (train.seed); each process adds its rank.")
+    ] = None,
+    amp: Annotated[
+        bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only; train.amp).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: runs/<timestamp>, or the resumed run's).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue a run: its folder or one of its checkpoint files.")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK).")
+    ] = "cpu",
+    prepared: Annotated[
+        Path | None, typer.Option(help="Prepared-data folder (default: DATA/rvos_prepared).")
+    ] = None,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Steps between mid-epoch checkpoints (last.pth.tar); 0 = epoch ends only.")
+    ] = 200,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop (with a checkpoint) after this many steps in total.")
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Stop (with a checkpoint) after this many minutes.")
+    ] = None,
+    evaluate: Annotated[
+        bool,
+        typer.Option("--eval/--no-eval", help="Evaluate after every epoch (A2D test split; YTVOS with GT)."),
+    ] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Train MTTR on prepared data; every run gets a folder with its config, metrics and checkpoints.
+
+    Ctrl-C saves a checkpoint and exits (130); `--resume RUN_DIR` continues exactly where it stopped.
+    Under `torchrun --nproc-per-node N` the same command trains with DistributedDataParallel.
+    """
+    if checkpoint_every < 0:
+        raise RvosError(f"--checkpoint-every must be 0 or more, got {checkpoint_every}")
+    if max_steps is not None and max_steps < 1:
+        raise RvosError(f"--max-steps must be at least 1, got {max_steps}")
+    if time_limit is not None and time_limit <= 0:
+        raise RvosError(f"--time-limit must be a positive number of minutes, got {time_limit}")
+    shorthands = {"window": window, "batch_size": batch_size, "epochs": epochs, "seed": seed, "amp": amp}
+    run_config = resolve_train_config(preset, config, resume, assignments or [], shorthands)
+    device = parse_device(device)
+    if run_config.train.amp and amp and not device.startswith("cuda"):
+        err_console.print("[yellow]note:[/] AMP is CUDA-only; training in fp32 on the CPU", highlight=False)
+
+    from rvos_cli.engine.distributed import env_dist_info
+    from rvos_cli.engine.trainer import summary
+    from rvos_cli.engine.trainer import train as run_training
+
+    result = run_training(
+        run_config,
+        data,
+        run_dir=out,
+        resume=resume,
+        device=device,
+        prepared=prepared,
+        checkpoint_every=checkpoint_every,
+        max_steps=max_steps,
+        time_limit_minutes=time_limit,
+        evaluate=evaluate,
+        show_progress=progress,
+    )
+    if env_dist_info().is_main:
+        out_console.print(summary(result))
+    if result.status == "non_finite":
+        err_console.print(
+            f"[bold red]error:[/] training stopped: {result.message}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(code=EXIT_NON_FINITE)
+    if result.status == "interrupted":
+        err_console.print(
+            f"[yellow]interrupted:[/] checkpoint saved to {result.last_checkpoint}", highlight=False
+        )
+        raise typer.Exit(code=EXIT_INTERRUPTED)

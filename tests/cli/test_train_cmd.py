@@ -1,0 +1,163 @@
+"""`rvos train` from the command line: config resolution, one-line errors (exit 2), a short real run,
+non-finite loss (exit 1) and Ctrl-C (checkpoint, exit 130)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rvos_cli.cli.app import app
+from rvos_cli.cli.train_cmd import resolve_train_config
+from rvos_cli.data.a2d import prepare_a2d
+from rvos_cli.data.synthetic import generate_synthetic
+from rvos_cli.engine import trainer as trainer_module
+
+SETS = [
+    arg
+    for item in ("data.train_short_size=64", "data.train_max_size=96", "train.num_workers=0")
+    for arg in ("--set", item)
+]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic_a2d")
+    generate_synthetic(root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96))
+    prepare_a2d(root, root / "rvos_prepared")
+    return root
+
+
+def small_run(data_root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", "--preset", "tiny", "--data", str(data_root), *SETS, "--window", "2", "--batch-size", "2",
+        "--no-eval", "--no-progress", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def one_line_error(result: object) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert result.exit_code == 2 and len(lines) == 1, result.output  # type: ignore[attr-defined]
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+def test_flags_override_set_which_overrides_the_preset() -> None:
+    config = resolve_train_config(
+        "tiny",
+        None,
+        None,
+        ["train.window=3", "train.epochs=9"],
+        {"window": 5, "batch_size": None, "amp": False},
+    )
+    assert (config.train.window, config.train.epochs, config.train.batch_size, config.train.amp) == (
+        5,
+        9,
+        4,
+        False,
+    )
+
+
+def test_a_config_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: tiny\ntrain:\n  epochs: 3\n")
+    config = resolve_train_config(None, path, None, [], {})
+    assert (config.preset, config.train.epochs, config.model.transformer.d_model) == ("tiny", 3, 64)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+def test_no_preset_nor_config_is_a_one_line_error(data_root: Path) -> None:
+    line = one_line_error(runner.invoke(app, ["train", "--data", str(data_root)]))
+    assert "--preset" in line and "--config" in line
+
+
+def test_preset_and_config_together_are_refused(data_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("{}\n")
+    result = runner.invoke(
+        app, ["train", "--preset", "tiny", "--config", str(tmp_path / "c.yaml"), "--data", "x"]
+    )
+    assert "not both" in one_line_error(result)
+
+
+def test_unknown_set_key_suggests_the_close_one(data_root: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "--preset", "tiny", "--data", str(data_root), "--set", "train.epoch=2"]
+    )
+    assert "did you mean 'epochs'" in one_line_error(result)
+
+
+def test_window_below_one_is_refused(data_root: Path) -> None:
+    result = runner.invoke(app, ["train", "--preset", "tiny", "--data", str(data_root), "--window", "0"])
+    assert "train.window must be at least 1" in one_line_error(result)
+
+
+def test_missing_data_folder_is_named(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--preset", "tiny", "--data", str(tmp_path / "nope")])
+    assert f"--data {tmp_path / 'nope'}: no such folder" in one_line_error(result)
+
+
+def test_unprepared_data_names_the_prepare_command(tmp_path: Path) -> None:
+    root = tmp_path / "a2d"
+    (root / "Release").mkdir(parents=True)
+    (root / "Release" / "videoset.csv").write_text("")
+    line = one_line_error(runner.invoke(app, ["train", "--preset", "tiny", "--data", str(root), "--no-eval"]))
+    assert f"run `rvos prepare a2d --root {root}` first" in line
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+
+def test_short_run_prints_the_summary_and_leaves_a_checkpoint(data_root: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, small_run(data_root, tmp_path / "run", "--max-steps", "2"))
+    assert result.exit_code == 0, result.output
+    table = re.sub(r"[\s│┌┐└┘─┬┴┼├┤]", "", result.stdout)  # cells may wrap at the runner's 80 columns
+    assert "max_steps:stoppedafterstep2" in table and f"{tmp_path}/run/checkpoints/last.pth.tar" in table
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pth.tar", weights_only=True)
+    assert (saved["global_step"], saved["step_in_epoch"], saved["epoch_complete"]) == (2, 2, False)
+
+
+def test_non_finite_loss_exits_1_with_the_reason(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = trainer_module.build_criterion
+
+    def poisoned(loss_config):
+        criterion = real(loss_config)
+        original = criterion.forward
+        criterion.forward = lambda outputs, targets: (original(outputs, targets)[0], torch.tensor(math.inf))
+        return criterion
+
+    monkeypatch.setattr(trainer_module, "build_criterion", poisoned)
+    result = runner.invoke(app, small_run(data_root, tmp_path / "run"))
+    assert result.exit_code == 1
+    assert "non-finite loss at step 1; last good checkpoint: none was written yet" in result.output
+
+
+@pytest.mark.slow  # a real process interrupted with SIGINT: about 15 s on 2 cores
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(data_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "rvos_cli", *small_run(data_root, run, "--epochs", "50")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    saved = torch.load(run / "checkpoints" / "last.pth.tar", weights_only=True)
+    assert saved["global_step"] >= 1
+    assert saved["global_step"] == metrics.read_text().count('"kind": "step"')

@@ -1,0 +1,280 @@
+"""The training engine: the paper's optimizer groups and schedule, run folders, checkpoints, resume after a
+SIGKILL (bit-identical weights), non-finite losses. Tiny preset on a 2-video synthetic A2D dataset
+(7 training clips of 64×96, window 2, batch 2 → 4 steps per epoch, the last one with a single clip)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from rvos_cli.core.checkpoints import load_checkpoint, read_checkpoint_file
+from rvos_cli.core.config import Config, TrainConfig, apply_overrides, get_preset
+from rvos_cli.core.model import build_model
+from rvos_cli.data.a2d import prepare_a2d
+from rvos_cli.data.synthetic import generate_synthetic
+from rvos_cli.engine import trainer as trainer_module
+from rvos_cli.engine.trainer import build_optimizer, build_scheduler, param_groups, train
+from rvos_cli.viz.curves import read_training_log
+
+SMALL = [
+    "data.train_short_size=64",
+    "data.train_max_size=96",
+    "data.eval_short_size=64",
+    "data.eval_max_size=96",
+    "train.window=2",
+    "train.batch_size=2",
+    "train.num_workers=0",
+]
+LOSS_TERMS = {
+    f"loss_{name}{suffix}" for name in ("dice", "sigmoid_focal", "is_referred") for suffix in ("", "_0")
+}
+
+
+def small_config(*extra: str) -> Config:
+    """The tiny preset at 64×96, window 2, batch 2, plus `extra` overrides."""
+    return apply_overrides(get_preset("tiny"), [*SMALL, *extra])
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic_a2d")
+    generate_synthetic(root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96))
+    prepare_a2d(root, root / "rvos_prepared")
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 epochs × 4 steps, mid-epoch checkpoints every 2 steps, only the newest epoch file kept."""
+    run = tmp_path_factory.mktemp("run") / "two_epochs"
+    config = small_config("train.epochs=2", "train.keep_checkpoints=1")
+    result = train(config, data_root, run, checkpoint_every=2, show_progress=False)
+    assert result.status == "completed"
+    return run
+
+
+# ------------------------------------------------------------------------------------------ recipe
+
+
+def test_param_groups_follow_names_and_skip_frozen_text_encoder() -> None:
+    torch.manual_seed(0)
+    model = build_model(small_config().model)
+    groups = {g["name"]: g for g in param_groups(model, TrainConfig(lr=1e-4, lr_backbone=1e-5))}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(groups) == ["backbone", "rest"]
+    assert groups["rest"]["lr"] == 1e-4 and groups["backbone"]["lr"] == 1e-5
+    assert all(names[id(p)].startswith("backbone.") for p in groups["backbone"]["params"])
+    rest = [names[id(p)] for p in groups["rest"]["params"]]
+    assert "obj_queries.weight" in rest and not any("backbone" in n or "text_encoder" in n for n in rest)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(trainable) == len(groups["rest"]["params"]) + len(groups["backbone"]["params"])
+
+
+def test_unfrozen_text_encoder_gets_its_own_lr_and_all_groups_decay() -> None:
+    torch.manual_seed(0)
+    model = build_model(small_config("model.text_encoder.freeze=false").model)
+    optimizer = build_optimizer(model, TrainConfig(text_encoder_lr=5e-5, weight_decay=1e-4))
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert groups["text_encoder"]["lr"] == 5e-5
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {1e-4}
+    assert isinstance(optimizer, torch.optim.AdamW)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+def test_schedule_drops_by_gamma_exactly_from_the_milestone_epoch() -> None:
+    param = torch.nn.Parameter(torch.zeros(1))
+    config = TrainConfig(lr=1e-4, lr_drop_milestones=(3,), lr_drop_gamma=0.4)
+    optimizer = torch.optim.AdamW([{"params": [param], "lr": config.lr}])
+    scheduler = build_scheduler(optimizer, config)
+    lrs = []
+    for _ in range(5):  # the lr each epoch trains with; the trainer steps once after each epoch
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    assert lrs == [1e-4, 1e-4, 1e-4, 1e-4 * 0.4, 1e-4 * 0.4]
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+def test_ytvos_preset_decays_at_epoch_20_not_after_epoch_1() -> None:
+    config = get_preset("mttr-ytvos").train
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([{"params": [param], "lr": config.lr}])
+    scheduler = build_scheduler(optimizer, config)
+    lrs = []
+    for _ in range(config.epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    assert lrs[:20] == [1e-4] * 20 and lrs[20:] == [1e-4 * 0.4] * 10
+
+
+# ------------------------------------------------------------------------------------------ run folder
+
+
+def test_epoch_checkpoint_has_the_official_layout_and_loads(two_epoch_run: Path) -> None:
+    path = two_epoch_run / "checkpoints" / "01.pth.tar"
+    saved = read_checkpoint_file(path)
+    for key in ("epoch", "total_epochs", "model_state_dict", "optimizer_state_dict", "scheduler_state_dict"):
+        assert key in saved
+    assert (saved["epoch"], saved["total_epochs"], saved["global_step"]) == (1, 2, 8)
+    assert "grad_scaler_state_dict" in saved and "best_score" in saved
+    report = load_checkpoint(build_model(small_config().model), path)
+    assert (report.kind, report.epoch) == ("rvos", 1)
+
+
+def test_only_keep_checkpoints_epoch_files_stay_with_last_and_best(two_epoch_run: Path) -> None:
+    names = sorted(p.name for p in (two_epoch_run / "checkpoints").iterdir())
+    assert names == ["01.pth.tar", "best.pth.tar", "last.pth.tar"]
+    assert os.path.samefile(
+        two_epoch_run / "checkpoints" / "01.pth.tar", two_epoch_run / "checkpoints" / "last.pth.tar"
+    )
+
+
+def test_metrics_log_has_a_record_per_step_and_per_epoch(two_epoch_run: Path) -> None:
+    records = [json.loads(line) for line in (two_epoch_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["step"] * 4 + ["epoch"] + ["step"] * 4 + ["epoch"]
+    steps = [r for r in records if r["kind"] == "step"]
+    assert [r["step"] for r in steps] == list(range(1, 9))
+    assert [r["epoch"] for r in steps] == [0] * 4 + [1] * 4
+    assert set(steps[0]) == {"kind", "epoch", "step", "loss", "lr", "time", *LOSS_TERMS}
+    assert steps[0]["loss"] == pytest.approx(sum(steps[0][k] for k in LOSS_TERMS), rel=1e-5)
+    epoch0 = records[4]
+    assert epoch0["loss"] == pytest.approx(sum(r["loss"] for r in steps[:4]) / 4, rel=1e-12)
+    assert len(read_training_log(two_epoch_run / "metrics.jsonl").losses) == 8
+
+
+def test_run_folder_keeps_the_resolved_config(two_epoch_run: Path) -> None:
+    from rvos_cli.core.config import load_config
+
+    config = load_config(two_epoch_run / "config.yaml")
+    assert (config.preset, config.train.window, config.train.epochs, config.data.dataset) == (
+        "tiny",
+        2,
+        2,
+        "a2d",
+    )
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = trainer_module.build_criterion
+
+    def poisoned(loss_config):  # third forward returns NaN
+        criterion = real(loss_config)
+        original, calls = criterion.forward, []
+
+        def forward(outputs, targets):
+            losses, total = original(outputs, targets)
+            calls.append(1)
+            return losses, total * math.nan if len(calls) == 3 else total
+
+        criterion.forward = forward
+        return criterion
+
+    monkeypatch.setattr(trainer_module, "build_criterion", poisoned)
+    result = train(
+        small_config("train.epochs=1"), data_root, tmp_path / "run", checkpoint_every=2, show_progress=False
+    )
+    assert result.status == "non_finite" and result.steps == 2
+    assert "non-finite loss at step 3" in result.message
+    saved = read_checkpoint_file(tmp_path / "run" / "checkpoints" / "last.pth.tar")
+    assert saved["global_step"] == 2
+    assert all(torch.isfinite(t).all() for t in saved["model_state_dict"].values() if t.is_floating_point())
+
+
+def test_time_limit_stops_after_the_step_with_a_checkpoint(data_root: Path, tmp_path: Path) -> None:
+    result = train(small_config(), data_root, tmp_path / "run", time_limit_minutes=1e-9, show_progress=False)
+    assert (result.status, result.steps) == ("time_limit", 1)
+    assert read_checkpoint_file(tmp_path / "run" / "checkpoints" / "last.pth.tar")["global_step"] == 1
+
+
+def test_epoch_evaluator_scores_the_prepared_test_split(data_root: Path, tmp_path: Path) -> None:
+    config = small_config()
+    evaluate = trainer_module.epoch_evaluator(config, data_root, tmp_path, "cpu")
+    torch.manual_seed(0)
+    model = build_model(config.model).eval()
+    metrics = evaluate(model, 0)
+    assert {"mAP", "P@0.5", "overall_iou", "mean_iou"} <= set(metrics)
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+def _train_command(data_root: Path, out: Path, *extra: str) -> list[str]:
+    sets = [arg for item in SMALL for arg in ("--set", item)]
+    return [
+        sys.executable, "-m", "rvos_cli", "train", "--preset", "tiny", "--data", str(data_root), *sets,
+        "--epochs", "2", "--checkpoint-every", "1", "--no-eval", "--no-progress", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def _global_step(checkpoint: Path) -> int:
+    """The step a checkpoint was saved at, read through a memory map (cheap while polling)."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """An uninterrupted 2-epoch run, and one SIGKILLed mid-epoch then resumed with --resume RUN_DIR.
+
+    Returns (uninterrupted run, resumed run, the checkpoint the resume started from).
+    """
+    base = tmp_path_factory.mktemp("resume")
+    whole, broken = base / "whole", base / "broken"
+    # One thread each (the same in all three runs: float reductions depend on the thread count), so the
+    # reference run goes alongside the one to be killed; checkpoints do not change the arithmetic.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    reference = subprocess.Popen([*_train_command(data_root, whole), "--checkpoint-every", "0"], **quiet)
+    process = subprocess.Popen(_train_command(data_root, broken), **quiet)
+    last = broken / "checkpoints" / "last.pth.tar"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        # Kill once step 5 (mid epoch 1) is saved: the resume then crosses no epoch boundary it skipped.
+        if last.is_file() and _global_step(last) >= 5:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    started_from = read_checkpoint_file(last)
+    assert reference.wait(timeout=300) == 0
+    resumed = subprocess.run([*_train_command(data_root, broken)[:-2], "--resume", str(broken)], **quiet)
+    assert resumed.returncode == 0
+    return whole, broken, started_from
+
+
+@pytest.mark.slow  # three CLI runs of 8 steps, two of them side by side: about 30 s on 2 cores
+def test_resume_after_sigkill_gives_bit_identical_weights(
+    killed_and_resumed: tuple[Path, Path, dict],
+) -> None:
+    whole, broken, started_from = killed_and_resumed
+    assert not started_from["epoch_complete"] and started_from["global_step"] < 8
+    a = read_checkpoint_file(whole / "checkpoints" / "01.pth.tar")
+    b = read_checkpoint_file(broken / "checkpoints" / "01.pth.tar")
+    assert a["model_state_dict"].keys() == b["model_state_dict"].keys()
+    for key, tensor in a["model_state_dict"].items():
+        assert torch.equal(tensor, b["model_state_dict"][key]), key
+    for index, state in a["optimizer_state_dict"]["state"].items():
+        assert torch.equal(state["exp_avg_sq"], b["optimizer_state_dict"]["state"][index]["exp_avg_sq"])
+
+
+@pytest.mark.slow  # shares the runs of the test above
+def test_resumed_metrics_log_continues_without_repeating_steps(
+    killed_and_resumed: tuple[Path, Path, dict],
+) -> None:
+    whole, broken, _ = killed_and_resumed
+
+    def losses(run: Path) -> list[tuple[str, int, float]]:
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["kind"], r.get("step", -1), r["loss"]) for r in records]
+
+    assert losses(broken) == losses(whole)
