@@ -145,3 +145,30 @@ def test_a2d_metrics_is_the_union_of_both_tables() -> None:
     ]
     assert metrics["P@0.5"] == 0.5
     assert metrics["overall_iou"] == 100 / 209
+
+
+def test_more_than_255_predictions_score_without_overflow() -> None:
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 1
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    rle["counts"] = rle["counts"].decode("ascii")
+    gt = {
+        "images": [{"id": "v_a_f_1_i_1", "height": 8, "width": 8}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": "v_a_f_1_i_1",
+                "category_id": 1,
+                "segmentation": rle,
+                "area": 16.0,
+                "bbox": [2, 2, 4, 4],
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "dummy_class"}],
+    }
+    predictions = [
+        {"image_id": "v_a_f_1_i_1", "category_id": 1, "segmentation": rle, "score": 1.0 - i / 1000}
+        for i in range(300)
+    ]
+    assert coco_map(gt, predictions)["AP50"] == pytest.approx(1.0)

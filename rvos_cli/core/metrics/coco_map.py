@@ -54,7 +54,8 @@ def _results(gt: COCO, predictions: list[dict[str, Any]]) -> COCO:
     were present).
     """
     segmentations = [to_compressed_rle(pred["segmentation"]) for pred in predictions]
-    areas = mask_utils.area(segmentations) if segmentations else []
+    # One RLE at a time: pycocotools 2.0.x's batched area() overflows a uint8 beyond 255 RLEs on NumPy 2.
+    areas = [float(mask_utils.area(segmentation)) for segmentation in segmentations]
     boxes = mask_utils.toBbox(segmentations) if segmentations else []
     annotations = [
         {
