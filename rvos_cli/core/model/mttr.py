@@ -33,13 +33,6 @@ class VideoFeatures:
     stages: list[Tensor]
     masks: list[Tensor]
 
-    def expand(self, batch: int) -> VideoFeatures:
-        """Repeat a single clip (B = 1) `batch` times along B without copying memory."""
-        return VideoFeatures(
-            [s.expand(s.shape[0], batch, *s.shape[2:]) for s in self.stages],
-            [m.expand(m.shape[0], batch, *m.shape[2:]) for m in self.masks],
-        )
-
 
 @dataclass
 class TextFeatures:
@@ -170,7 +163,19 @@ class MTTR(nn.Module):
 
         frames `[T,1,3,H,W]`, padding_mask `[T,1,H,W]`, input_ids / attention_mask `[K,S]`.
         Returns pred_masks `[T',K,Nq,H/4,W/4]` and pred_is_referred `[T',K,Nq,2]` (no aux outputs):
-        the same as K separate forward passes.
+        the same as K separate forward passes. The backbone and the text encoder run once; the transformer
+        and the spatial decoder run per sentence, so peak memory is that of a single sentence.
         """
-        video = self.encode_video(frames, padding_mask, valid_indices).expand(input_ids.shape[0])
-        return self.decode(video, self.encode_text(input_ids, attention_mask), return_aux=False)
+        video = self.encode_video(frames, padding_mask, valid_indices)
+        text = self.encode_text(input_ids, attention_mask)
+        outputs = [
+            self.decode(
+                video, TextFeatures(text.memory[k : k + 1], text.pad_mask[k : k + 1]), return_aux=False
+            )
+            for k in range(input_ids.shape[0])
+        ]
+        return {
+            "pred_masks": torch.cat([o["pred_masks"] for o in outputs], dim=1),
+            "pred_is_referred": torch.cat([o["pred_is_referred"] for o in outputs], dim=1),
+            "aux_outputs": [],
+        }
