@@ -13,7 +13,8 @@ from rvos_cli.core.model import MTTR, build_model
 from rvos_cli.core.model.text_encoder import roberta_base_config
 from rvos_cli.core.model.transformer import MultimodalTransformer
 
-SPEC_TSV = Path(__file__).resolve().parents[3] / "shared" / "spec" / "official-state-dict.tsv"
+# Every parameter name and shape of the reference MTTR (a copy of the project spec's official-state-dict.tsv).
+SPEC_TSV = Path(__file__).with_name("official_state_dict.tsv")
 
 
 def _padded_batch(sizes: list[tuple[int, int]], T: int) -> tuple[torch.Tensor, torch.Tensor]:
