@@ -7,6 +7,7 @@ arguments.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -226,6 +227,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise RvosError(f"config key {where!r}: expected true or false, got {value!r}")
         return value
     if annotation in (int, float):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise RvosError(f"config key {where!r}: expected a number, got {value!r}")
         if annotation is int and float(value) != int(value):
