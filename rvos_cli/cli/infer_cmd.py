@@ -110,14 +110,10 @@ def infer(
     device = parse_device(device)
     out_dir = out if out is not None else Path("runs") / "infer" / (video.stem or "video")
 
-    from rvos_cli.engine.infer import (
-        check_inference_inputs,
-        inference_config,
-        load_inference_model,
-        run_inference,
-    )
+    from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
+    from rvos_cli.engine.infer import DEFAULT_PRESET, check_inference_inputs, run_inference
 
-    config = inference_config(checkpoint, preset)
+    config = checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
     resize = parsed_size or (config.data.eval_short_size, config.data.eval_max_size)
     options: dict[str, Any] = dict(
         window=window, overlap=overlap, size=resize, start=start, end=end, dtype=parsed_dtype, save=kinds
@@ -126,7 +122,7 @@ def infer(
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning
-        model, tokenizer = load_inference_model(checkpoint, config, text_encoder)
+        model, tokenizer = load_trained_model(checkpoint, config, text_encoder)
         with _progress_bar() as on_progress:
             result = run_inference(
                 video,

@@ -6,6 +6,7 @@ Every load is strict: any key that is missing, unexpected or of another shape fa
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import re
@@ -17,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rvos_cli.core.config import Config, config_from_dict, get_preset
+from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
 from rvos_cli.errors import RvosError
 
 # transformers < 4.31 kept RoBERTa's position ids as a persistent buffer; the official files carry it.
@@ -186,3 +189,61 @@ def save_model_checkpoint(
 
     payload = {"model_state_dict": model.state_dict(), "config": config, "rvos_version": __version__, **extra}
     atomic_torch_save(payload, path)
+
+
+def checkpoint_config(
+    checkpoint: Path, preset: str | None = None, default_preset: str | None = None
+) -> Config:
+    """The config of the network `checkpoint` needs.
+
+    `preset` when given, else the config an rvos checkpoint stores, else `default_preset` (official MTTR
+    checkpoints store none); with no default an RvosError asks for `--preset`. Only the small config entry
+    is read (the file is memory-mapped). Raises RvosError for a missing file or an invalid stored config.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise RvosError(f"{checkpoint}: checkpoint file not found")
+    if preset:
+        return get_preset(preset)
+    try:
+        obj: Any = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip-format file: the plain reader says what is wrong, or reads it
+        obj = read_checkpoint_file(checkpoint)
+    stored = obj.get("config") if isinstance(obj, Mapping) else None
+    del obj
+    if not isinstance(stored, dict):
+        if default_preset:
+            return get_preset(default_preset)
+        raise RvosError(
+            f"{checkpoint}: stores no rvos config (an official MTTR checkpoint?); pass --preset mttr-a2d "
+            "(A2D-/JHMDB-Sentences checkpoints) or --preset mttr-ytvos (Ref-YouTube-VOS)"
+        )
+    try:
+        return config_from_dict(stored)
+    except RvosError as err:
+        raise RvosError(f"{checkpoint}: its stored config is invalid ({err}); pass --preset") from None
+
+
+def load_trained_model(
+    checkpoint: Path, config: Config, text_encoder: str | None = None
+) -> tuple[MTTR, Tokenizer]:
+    """Build the network `config` describes, load `checkpoint` strictly, switch to eval mode (CPU).
+
+    The text encoder is built from its config only: its weights are in the checkpoint. `text_encoder`
+    overrides the config's encoder name or folder. Returns (model, tokenizer). Raises RvosError for an
+    unreadable file, a backbone-only (Kinetics) checkpoint, or tensors that do not fit the architecture.
+    """
+    model_config = copy.deepcopy(config.model)
+    model_config.text_encoder.pretrained = False
+    model = build_model(model_config, text_encoder)
+    tokenizer = build_tokenizer(model_config, text_encoder)
+    try:
+        report = load_checkpoint(model, checkpoint)
+    except RvosError as err:
+        raise RvosError(f"{err} (model built as preset {config.preset!r})") from None
+    if report.kind == "kinetics-swin":
+        raise RvosError(
+            f"{checkpoint}: holds only Video Swin backbone weights (Kinetics-400); this needs a full MTTR "
+            "checkpoint (an official one or one written by `rvos train`)"
+        )
+    return model.eval(), tokenizer

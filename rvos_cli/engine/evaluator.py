@@ -35,11 +35,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from rvos_cli.core.checkpoints import load_checkpoint, read_checkpoint_file
-from rvos_cli.core.config import Config, config_from_dict, get_preset
+from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
+from rvos_cli.core.config import Config
 from rvos_cli.core.inference import WindowLinker, a2d_postprocess
 from rvos_cli.core.metrics import a2d_metrics, db_eval_boundary, db_eval_iou
-from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
+from rvos_cli.core.model import MTTR, Tokenizer
 from rvos_cli.data.collate import collate
 from rvos_cli.engine.distributed import DistInfo, all_gather_object, current_info
 from rvos_cli.engine.scoring import write_json_atomic
@@ -71,48 +71,12 @@ def load_eval_model(
     """Build the network a checkpoint needs, load its weights strictly and switch it to eval mode (CPU).
 
     The architecture (and the eval resize sizes and window) come from `preset` when given, else from the
-    config an rvos checkpoint stores. Official MTTR checkpoints store no config, so they need `preset`.
-    The text encoder is built from its config only: its weights are in the checkpoint.
-    Returns (model, tokenizer, config). Raises RvosError for a missing or unreadable file, a file without
-    config and no preset, a backbone-only (Kinetics) file, or tensors that do not fit the architecture.
+    config an rvos checkpoint stores; official MTTR checkpoints store none, so they need `preset`.
+    Returns (model, tokenizer, config); RvosError for anything that does not fit.
     """
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise RvosError(f"{checkpoint}: checkpoint file not found")
-    config = get_preset(preset) if preset else _stored_config(checkpoint)
-    config.model.text_encoder.pretrained = False
-    model = build_model(config.model, text_encoder)
-    tokenizer = build_tokenizer(config.model, text_encoder)
-    try:
-        report = load_checkpoint(model, checkpoint)
-    except RvosError as err:
-        source = f"--preset {preset}" if preset else "the config stored in the checkpoint"
-        raise RvosError(f"{err} (model built from {source})") from None
-    if report.kind == "kinetics-swin":
-        raise RvosError(
-            f"{checkpoint}: holds only Video Swin backbone weights (Kinetics-400); evaluation needs a full "
-            "MTTR checkpoint (an official one or one written by `rvos train`)"
-        )
-    return model.eval(), tokenizer, config
-
-
-def _stored_config(checkpoint: Path) -> Config:
-    """The config stored in an rvos checkpoint; RvosError asking for --preset when there is none."""
-    try:  # memory-mapped, so only the small config entry is actually read from a large file
-        obj: Any = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        obj = read_checkpoint_file(checkpoint)
-    stored = obj.get("config") if isinstance(obj, dict) else None
-    del obj
-    if not isinstance(stored, dict):
-        raise RvosError(
-            f"{checkpoint}: stores no rvos config (an official MTTR checkpoint?); pass --preset mttr-a2d "
-            "(A2D-/JHMDB-Sentences checkpoints) or --preset mttr-ytvos (Ref-YouTube-VOS)"
-        )
-    try:
-        return config_from_dict(stored)
-    except RvosError as err:
-        raise RvosError(f"{checkpoint}: its stored config is invalid ({err}); pass --preset") from None
+    config = checkpoint_config(checkpoint, preset)
+    model, tokenizer = load_trained_model(checkpoint, config, text_encoder)
+    return model, tokenizer, config
 
 
 def json_metrics(metrics: dict[str, Any], keys: tuple[str, ...]) -> dict[str, float | None]:

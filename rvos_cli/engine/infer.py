@@ -17,7 +17,6 @@ only when the whole run succeeded: an interrupted or failed run leaves no half-w
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
@@ -35,10 +34,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rvos_cli.core.checkpoints import load_checkpoint, read_checkpoint_file
-from rvos_cli.core.config import Config, config_from_dict, get_preset
 from rvos_cli.core.inference import WindowLinker, masks_to_rle, plan_windows
-from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
+from rvos_cli.core.model import MTTR, Tokenizer
 from rvos_cli.data.transforms import VideoTransforms
 from rvos_cli.data.video_io import FOLDER_FPS, VideoInfo, iter_frames, probe_video, write_video
 from rvos_cli.errors import RvosError
@@ -105,56 +102,6 @@ class InferResult:
     def frames_per_second(self) -> float:
         """Processing speed, end to end (decoding, model, post-processing and writing)."""
         return self.num_frames / self.seconds if self.seconds > 0 else float("inf")
-
-
-def inference_config(checkpoint: Path, preset: str | None = None) -> Config:
-    """The config of the network `checkpoint` needs: `preset` if given, else the config an rvos checkpoint
-    stores, else (official MTTR checkpoints carry none) the `mttr-ytvos` preset.
-
-    Only the small config is read (the file is memory-mapped). Raises RvosError for a missing or
-    unreadable file, an unknown preset or an invalid stored config.
-    """
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise RvosError(f"{checkpoint}: checkpoint file not found")
-    if preset:
-        return get_preset(preset)
-    try:
-        obj: Any = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not a zip-format file: the plain reader says what is wrong, or reads it
-        obj = read_checkpoint_file(checkpoint)
-    stored = obj.get("config") if isinstance(obj, dict) else None
-    del obj
-    if not isinstance(stored, dict):
-        return get_preset(DEFAULT_PRESET)
-    try:
-        return config_from_dict(stored)
-    except RvosError as err:
-        raise RvosError(f"{checkpoint}: its stored config is invalid ({err}); pass --preset") from None
-
-
-def load_inference_model(
-    checkpoint: Path, config: Config, text_encoder: str | None = None
-) -> tuple[MTTR, Tokenizer]:
-    """Build the network `config` describes and load `checkpoint` into it (eval mode, CPU).
-
-    The text encoder is built from its config only (no weights are read from a hub): the checkpoint holds
-    its weights. `text_encoder` overrides the config's encoder name or folder. Returns (model, tokenizer).
-    Raises RvosError for an unreadable file, a backbone-only (Kinetics) checkpoint or one whose tensors
-    do not fit the architecture.
-    """
-    checkpoint = Path(checkpoint)
-    model_config = copy.deepcopy(config.model)
-    model_config.text_encoder.pretrained = False
-    model = build_model(model_config, text_encoder)
-    tokenizer = build_tokenizer(model_config, text_encoder)
-    report = load_checkpoint(model, checkpoint)
-    if report.kind == "kinetics-swin":
-        raise RvosError(
-            f"{checkpoint}: holds only Video Swin backbone weights (Kinetics-400); inference needs a full "
-            "MTTR checkpoint (an official MTTR checkpoint or one written by `rvos train`)"
-        )
-    return model.eval(), tokenizer
 
 
 def check_inference_inputs(
