@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
 from rvos_cli.cli.train_cmd import resolve_train_config
+from rvos_cli.core.config import get_preset
 from rvos_cli.data.a2d import prepare_a2d
 from rvos_cli.data.synthetic import generate_synthetic
 from rvos_cli.engine import trainer as trainer_module
@@ -74,7 +75,8 @@ def test_a_config_file_is_read(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("preset: tiny\ntrain:\n  epochs: 3\n")
     config = resolve_train_config(None, path, None, [], {})
-    assert (config.preset, config.train.epochs, config.model.transformer.d_model) == ("tiny", 3, 64)
+    tiny = get_preset("tiny")
+    assert (config.preset, config.train.epochs, config.model) == ("tiny", 3, tiny.model)
 
 
 # ------------------------------------------------------------------------------------------ errors

@@ -61,7 +61,8 @@ def test_mismatch_lists_missing_unexpected_and_misshaped_keys(tmp_path: Path) ->
     state = _fresh_tiny(0).state_dict()
     del state["is_referred_head.bias"]
     state["extra.weight"] = torch.zeros(3)
-    state["obj_queries.weight"] = torch.zeros(50, 64)
+    d_model = state["obj_queries.weight"].shape[1]
+    state["obj_queries.weight"] = torch.zeros(50, d_model)
     path = tmp_path / "other.pth"
     torch.save({"model_state_dict": state}, path)
     with pytest.raises(RvosError) as err:
@@ -69,7 +70,7 @@ def test_mismatch_lists_missing_unexpected_and_misshaped_keys(tmp_path: Path) ->
     message = str(err.value)
     assert "missing (1): is_referred_head.bias" in message
     assert "unexpected (1): extra.weight" in message
-    assert "obj_queries.weight (50, 64) vs (8, 64)" in message
+    assert f"obj_queries.weight (50, {d_model}) vs (8, {d_model})" in message
     assert str(path) in message
 
 
@@ -94,12 +95,13 @@ def _kinetics_state(model: MTTR) -> dict[str, torch.Tensor]:
     }
     kernel = model.backbone.patch_embed.proj.weight.detach()
     state["patch_embed.proj.weight"] = torch.cat([kernel * 0.25, kernel * 0.75], dim=2)  # [C,3,2,4,4]
-    state["layers.2.downsample.reduction.weight"] = torch.zeros(128, 256)
-    state["layers.2.downsample.norm.weight"] = torch.ones(256)
-    state["layers.3.blocks.0.norm1.weight"] = torch.ones(128)
-    state["norm.weight"] = torch.ones(128)
+    stage3 = model.backbone.out_channels[-1]
+    state["layers.2.downsample.reduction.weight"] = torch.zeros(2 * stage3, 4 * stage3)
+    state["layers.2.downsample.norm.weight"] = torch.ones(4 * stage3)
+    state["layers.3.blocks.0.norm1.weight"] = torch.ones(2 * stage3)
+    state["norm.weight"] = torch.ones(2 * stage3)
     state = {f"backbone.{k}": v for k, v in state.items()}
-    state["cls_head.fc_cls.weight"] = torch.zeros(400, 128)
+    state["cls_head.fc_cls.weight"] = torch.zeros(400, 2 * stage3)
     return state
 
 
