@@ -99,11 +99,12 @@ def child(checkpoint: Path, video: Path, dtype: str, num_sentences: int, threads
     import torch
 
     torch.set_num_threads(threads)
-    from rvos_cli.engine.infer import inference_config, load_inference_model, run_inference
+    from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
+    from rvos_cli.engine.infer import run_inference
 
     began = time.perf_counter()
-    config = inference_config(checkpoint)
-    model, tokenizer = load_inference_model(checkpoint, config)
+    config = checkpoint_config(checkpoint)
+    model, tokenizer = load_trained_model(checkpoint, config)
     load_seconds = time.perf_counter() - began
     peak_load_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model_seconds = []

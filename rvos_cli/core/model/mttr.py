@@ -35,6 +35,18 @@ class VideoFeatures:
 
 
 @dataclass
+class VisualContext:
+    """What `decode` needs of a clip, for any sentence: vid_embeds `[T',B,D,h,w]`, mask16 `[T',B,h,w]`,
+    pos `[T',B,D,h,w]`, and the spatial decoder laterals `[T'·B,D/2,H/8,W/8]`, `[T'·B,D/4,H/4,W/4]`."""
+
+    vid_embeds: Tensor
+    mask16: Tensor
+    pos: Tensor
+    lateral8: Tensor
+    lateral4: Tensor
+
+
+@dataclass
 class TextFeatures:
     """Projected token states `[B,S,D]` and the text padding mask `[B,S]` (True on pads)."""
 
@@ -100,23 +112,38 @@ class MTTR(nn.Module):
         )
         return TextFeatures(self.transformer.txt_proj(states), attention_mask != 1)
 
-    def decode(self, video: VideoFeatures, text: TextFeatures, return_aux: bool = True) -> dict:
-        """Multimodal transformer, spatial decoder and heads.
-
-        Returns {'pred_masks': `[T',B,Nq,H/4,W/4]` logits, 'pred_is_referred': `[T',B,Nq,2]` logits,
-        'aux_outputs': one dict of the same keys per earlier decoder layer (empty if not `return_aux`)}.
-        """
+    def visual_context(self, video: VideoFeatures) -> VisualContext:
+        """The sentence-independent inputs of `decode`: projected stride-16 embeddings, their sine
+        positions and the spatial decoder's laterals (computed once per clip, whatever the sentences)."""
         stride4, stride8, stride16 = video.stages
         T, B = stride16.shape[:2]
         vid_embeds = self.vid_embed_proj(stride16.flatten(0, 1))  # [T·B, D, h, w]
         vid_embeds = vid_embeds.view(T, B, *vid_embeds.shape[1:])
         mask16 = video.masks[2]
         pos = sine_position_encoding(mask16.flatten(0, 1), vid_embeds.shape[2]).view(vid_embeds.shape)
+        lateral8, lateral4 = self.spatial_decoder.laterals(stride8.flatten(0, 1), stride4.flatten(0, 1))
+        return VisualContext(vid_embeds, mask16, pos, lateral8, lateral4)
+
+    def decode(
+        self, video: VideoFeatures | VisualContext, text: TextFeatures, return_aux: bool = True
+    ) -> dict:
+        """Multimodal transformer, spatial decoder and heads.
+
+        Returns {'pred_masks': `[T',B,Nq,H/4,W/4]` logits, 'pred_is_referred': `[T',B,Nq,2]` logits,
+        'aux_outputs': one dict of the same keys per earlier decoder layer (empty if not `return_aux`)}.
+        """
+        context = video if isinstance(video, VisualContext) else self.visual_context(video)
+        T, B = context.vid_embeds.shape[:2]
         hs, vid_memory = self.transformer(
-            vid_embeds, mask16, pos, text.memory, text.pad_mask, self.obj_queries.weight
+            context.vid_embeds,
+            context.mask16,
+            context.pos,
+            text.memory,
+            text.pad_mask,
+            self.obj_queries.weight,
         )
-        mask_features = self.spatial_decoder(
-            vid_memory.flatten(0, 1), stride8.flatten(0, 1), stride4.flatten(0, 1)
+        mask_features = self.spatial_decoder.fuse(
+            vid_memory.flatten(0, 1), context.lateral8, context.lateral4
         )
         mask_features = mask_features.view(T, B, *mask_features.shape[1:])  # [T', B, Ds, H/4, W/4]
         layers = hs if return_aux and self.aux_loss else hs[-1:]
@@ -163,14 +190,15 @@ class MTTR(nn.Module):
 
         frames `[T,1,3,H,W]`, padding_mask `[T,1,H,W]`, input_ids / attention_mask `[K,S]`.
         Returns pred_masks `[T',K,Nq,H/4,W/4]` and pred_is_referred `[T',K,Nq,2]` (no aux outputs):
-        the same as K separate forward passes. The backbone and the text encoder run once; the transformer
-        and the spatial decoder run per sentence, so peak memory is that of a single sentence.
+        the same as K separate forward passes. The backbone, the text encoder and everything of `decode`
+        that does not depend on the sentence run once; the transformer, the rest of the spatial decoder
+        and the heads run per sentence, so peak memory is that of a single sentence.
         """
-        video = self.encode_video(frames, padding_mask, valid_indices)
+        context = self.visual_context(self.encode_video(frames, padding_mask, valid_indices))
         text = self.encode_text(input_ids, attention_mask)
         outputs = [
             self.decode(
-                video, TextFeatures(text.memory[k : k + 1], text.pad_mask[k : k + 1]), return_aux=False
+                context, TextFeatures(text.memory[k : k + 1], text.pad_mask[k : k + 1]), return_aux=False
             )
             for k in range(input_ids.shape[0])
         ]

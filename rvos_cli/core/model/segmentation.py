@@ -41,11 +41,22 @@ class FPNSpatialDecoder(nn.Module):
     def forward(self, x: Tensor, stride8: Tensor, stride4: Tensor) -> Tensor:
         """x `[N,D,h,w]`, stride8 `[N,C2,2h',2w']`, stride4 `[N,C1,4h',4w']`
         → mask features `[N,Ds,H/4,W/4]`."""
+        return self.fuse(x, *self.laterals(stride8, stride4))
+
+    def laterals(self, stride8: Tensor, stride4: Tensor) -> tuple[Tensor, Tensor]:
+        """The backbone maps through their 1×1 adapters: `[N,D/2,H/8,W/8]`, `[N,D/4,H/4,W/4]`.
+
+        They do not depend on the sentence, so one visual pass computes them once for all sentences.
+        """
+        return self.adapter1(stride8), self.adapter2(stride4)
+
+    def fuse(self, x: Tensor, lateral8: Tensor, lateral4: Tensor) -> Tensor:
+        """Upsample x `[N,D,h,w]` through the adapted laterals → mask features `[N,Ds,H/4,W/4]`."""
         x = F.relu(self.gn1(self.lay1(x)))
         x = F.relu(self.gn2(self.lay2(x)))
-        x = self.adapter1(stride8) + F.interpolate(x, size=stride8.shape[-2:], mode="nearest")
+        x = lateral8 + F.interpolate(x, size=lateral8.shape[-2:], mode="nearest")
         x = F.relu(self.gn3(self.lay3(x)))
-        x = self.adapter2(stride4) + F.interpolate(x, size=stride4.shape[-2:], mode="nearest")
+        x = lateral4 + F.interpolate(x, size=lateral4.shape[-2:], mode="nearest")
         x = F.relu(self.gn4(self.lay4(x)))
         return self.out_lay(x)
 
