@@ -23,9 +23,9 @@ import typer
 from rich.table import Table
 
 from rvos_cli.cli.common import err_console, out_console, parse_device, user_errors_exit_2
+from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.errors import RvosError
 
-PREPARED_DIR = "rvos_prepared"
 NAMES = {"a2d": "A2D-Sentences", "jhmdb": "JHMDB-Sentences", "ytvos": "Ref-YouTube-VOS"}
 # Prepared files each evaluation reads (spec §10; written by `rvos prepare <dataset>`).
 PREPARED_FILES = {
@@ -58,7 +58,7 @@ def eval_command(
     ] = None,
     prepared: Annotated[
         Path | None,
-        typer.Option("--prepared", help=f"Prepared files of --data (default: DATA/{PREPARED_DIR})."),
+        typer.Option("--prepared", help=f"Prepared files of --data (default: DATA/{PREPARED_DIRNAME})."),
     ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="rvos or official MTTR checkpoint (.pth/.pth.tar).")
@@ -240,7 +240,7 @@ def _evaluate(
     """
     if not data.is_dir():
         raise RvosError(f"{data}: dataset folder not found")
-    prepared = prepared or data / PREPARED_DIR
+    prepared = prepared or data / PREPARED_DIRNAME
     _check_prepared(name, data, prepared)
 
     from rvos_cli.engine.distributed import cleanup, env_dist_info, init_distributed
@@ -326,7 +326,7 @@ def _check_prepared(name: str, data: Path, prepared: Path) -> None:
     """Raise RvosError naming the `rvos prepare` command to run when a prepared file is missing."""
     missing = [file for file in PREPARED_FILES[name] if not (prepared / file).is_file()]
     if missing:
-        out_option = "" if prepared == data / PREPARED_DIR else f" --out {prepared}"
+        out_option = "" if prepared == data / PREPARED_DIRNAME else f" --out {prepared}"
         raise RvosError(
             f"{prepared / missing[0]}: missing; the data is not prepared, run "
             f"`rvos prepare {name} --root {data}{out_option}` first"

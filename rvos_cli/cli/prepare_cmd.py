@@ -10,9 +10,8 @@ import typer
 from rich.table import Table
 
 from rvos_cli.cli.common import err_console, out_console, user_errors_exit_2
+from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.errors import RvosError
-
-PREPARED_DIRNAME = "rvos_prepared"
 
 prepare_app = typer.Typer(
     help="Check a dataset as downloaded and write sample lists, COCO ground truth and frame caches.",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rvos_cli.cli.common import out_console, user_errors_exit_2
+from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.errors import RvosError
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def samples_command(
     """Ground truth next to the top-scoring prediction of each A2D/JHMDB test sample, with its sentence."""
     from rvos_cli.viz.side_by_side import render_a2d_samples
 
-    prepared = data / "rvos_prepared"
+    prepared = data / PREPARED_DIRNAME
     gt = _read_json(coco_gt or prepared / "coco_gt_test.json")
     sentences = _sentences_by_image(prepared)
     for image in gt["images"]:  # type: ignore[index]

@@ -34,11 +34,11 @@ from rvos_cli.core.checkpoints import read_checkpoint_file, save_model_checkpoin
 from rvos_cli.core.config import Config, LossConfig, TrainConfig, config_to_dict, load_config, save_config
 from rvos_cli.core.losses import SetCriterion
 from rvos_cli.core.matcher import HungarianMatcher
+from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.engine import distributed as D
 from rvos_cli.engine.logging import MetricsLog, TrainProgress, summary_table
 from rvos_cli.errors import RvosError
 
-PREPARED_DIRNAME = "rvos_prepared"
 CHECKPOINTS = "checkpoints"
 LAST = "last.pth.tar"
 BEST = "best.pth.tar"
