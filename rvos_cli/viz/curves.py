@@ -18,8 +18,9 @@ from rvos_cli.errors import RvosError
 
 SMOOTHING = 0.9
 METRIC_COLUMNS = 3
-# Bookkeeping fields of an epoch record that are numbers but not metrics.
-NOT_METRICS = frozenset({"kind", "epoch", "step", "time"})
+# Fields of an epoch record that get no panel: bookkeeping, the lr (plotted per step) and the individual
+# loss terms (`loss_dice_0`, ...: a dozen panels that hide the metrics; the total `loss` stays).
+NOT_METRICS = frozenset({"kind", "epoch", "step", "time", "lr"})
 
 
 @dataclass
@@ -78,7 +79,7 @@ def read_training_log(metrics_jsonl: Path) -> TrainingLog:
             if not _is_number(epoch):
                 raise RvosError(f"{where}: an epoch record needs a numeric 'epoch'")
             for key, value in record.items():
-                if key not in NOT_METRICS and _is_number(value):
+                if key not in NOT_METRICS and not key.startswith("loss_") and _is_number(value):
                     log.metrics.setdefault(key, []).append((float(epoch), float(value)))
     increasing = all(b > a for a, b in itertools.pairwise(raw_steps))
     log.steps = raw_steps if increasing else [float(i) for i in range(len(raw_steps))]

@@ -91,3 +91,18 @@ def test_missing_matplotlib_gives_an_install_hint(tmp_path: Path, monkeypatch: p
     path = _write_log(tmp_path / "metrics.jsonl", _run_records())
     with pytest.raises(RvosError, match="needs matplotlib: pip install matplotlib"):
         plot_training_curves(path, tmp_path / "curves.png")
+
+
+def test_epoch_panels_show_metrics_not_loss_terms_or_lr(tmp_path: Path) -> None:
+    log_file = tmp_path / "metrics.jsonl"
+    record = {
+        "kind": "epoch",
+        "epoch": 0,
+        "loss": 2.0,
+        "loss_dice": 1.0,
+        "loss_dice_0": 1.1,
+        "lr": 1e-4,
+        "mean_iou": 0.5,
+    }
+    log_file.write_text(json.dumps(record) + "\n")
+    assert sorted(read_training_log(log_file).metrics) == ["loss", "mean_iou"]
