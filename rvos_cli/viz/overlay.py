@@ -30,6 +30,7 @@ PALETTE: tuple[Colour, ...] = (
     (200, 30, 30),
 )
 STRIP_HEIGHT = 36
+MIN_FONT_SIZE = 10
 FONT_SIZE = 20
 TEXT_MARGIN = 8
 ELLIPSIS = "…"
@@ -94,13 +95,20 @@ def overlay_masks(
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def legend_font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """PIL's built-in default font at FONT_SIZE px (its fixed-size bitmap font on builds without FreeType)."""
+@functools.lru_cache(maxsize=16)
+def legend_font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """PIL's built-in default font at `size` px (its fixed-size bitmap font on builds without FreeType)."""
     try:
-        return ImageFont.load_default(size=FONT_SIZE)
+        return ImageFont.load_default(size=size)
     except (TypeError, ImportError):  # Pillow < 10.1 or no FreeType: the bitmap font has one size
         return ImageFont.load_default()
+
+
+def font_that_fits(text: str, max_width: float) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The largest legend font (FONT_SIZE down to MIN_FONT_SIZE px) in which `text` fits `max_width` px, else
+    the smallest: narrow videos get smaller letters before a sentence is cut short."""
+    fonts = (legend_font(size) for size in range(FONT_SIZE, MIN_FONT_SIZE - 1, -1))
+    return next((font for font in fonts if font.getlength(text) <= max_width), legend_font(MIN_FONT_SIZE))
 
 
 def fit_text(text: str, max_width: float, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
@@ -124,7 +132,11 @@ def text_strip(width: int, text: str, colour: Colour, height: int = STRIP_HEIGHT
     Text too long for the strip is shortened with "…".
     """
     image = Image.new("RGB", (width, height), (0, 0, 0))
-    font = legend_font()
+    # Narrow videos get a smaller font before the sentence is cut short.
+    fonts = (legend_font(size) for size in range(FONT_SIZE, MIN_FONT_SIZE - 1, -1))
+    font = next(
+        (f for f in fonts if f.getlength(text) <= width - 2 * TEXT_MARGIN), legend_font(MIN_FONT_SIZE)
+    )
     shown = fit_text(text, width - 2 * TEXT_MARGIN, font)
     if shown:
         draw = ImageDraw.Draw(image)

@@ -9,10 +9,12 @@ from PIL import Image
 from rvos_cli.errors import RvosError
 from rvos_cli.viz.animate import write_gif, write_png
 from rvos_cli.viz.overlay import (
+    FONT_SIZE,
     PALETTE,
     brighter,
     draw_legend,
     fit_text,
+    font_that_fits,
     legend_font,
     mask_boundary,
     overlay_masks,
@@ -152,3 +154,11 @@ def test_write_png_round_trips(tmp_path: Path):
     image = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     path = write_png(tmp_path / "a.png", image)
     assert (np.asarray(Image.open(path)) == image).all()
+
+
+def test_narrow_frames_get_a_smaller_font_before_the_sentence_is_cut() -> None:
+    sentence = "segment the red triangle"
+    assert legend_font(FONT_SIZE).getlength(sentence) > 150  # would be cut at 20 px in a 160-px frame
+    font = font_that_fits(sentence, 150)
+    assert font.getlength(sentence) <= 150
+    assert fit_text(sentence, 150, font) == sentence
