@@ -225,9 +225,9 @@ def _predict_video(
     for start, end in linkers[0].windows:
         clip = frames[start:end, None].to(device).float()  # [t, 1, 3, h, w]
         padding_mask = torch.zeros(end - start, 1, *size, dtype=torch.bool, device=device)
-        video = model.encode_video(clip, padding_mask)
+        context = model.visual_context(model.encode_video(clip, padding_mask))  # shared by all sentences
         for k, (text, linker) in enumerate(zip(texts, linkers, strict=True)):
-            out = model.decode(video, text, return_aux=False)  # [t, 1, Nq, h4, w4], [t, 1, Nq, 2]
+            out = model.decode(context, text, return_aux=False)  # [t, 1, Nq, h4, w4], [t, 1, Nq, 2]
             for frame in linker.push(out["pred_masks"][:, 0], out["pred_is_referred"][:, 0]):
                 yield k, frame.frame_index, frame.mask
 
