@@ -11,6 +11,7 @@ BIN=$(dirname "$0")/../.venv/bin
 RVOS="$BIN/rvos"
 
 "$RVOS" prepare synthetic --out "$OUT/data" --videos 64 --seed 0
+rm -rf "$OUT/run"  # a demo trains afresh each time (rvos train refuses a folder holding another run)
 "$RVOS" train --preset tiny --data "$OUT/data" --out "$OUT/run" --time-limit "$TRAIN_MINUTES" --eval \
   --checkpoint-every 100
 CKPT="$OUT/run/checkpoints/best.pth.tar"

@@ -807,11 +807,16 @@ def train(
     config = copy.deepcopy(config)
     info, device, created = D.init_distributed(device)
     try:
-        config.data.dataset = detect_dataset(data_root, config.data.dataset)
         checkpoint = resolve_resume(resume) if resume is not None else None
         if run_dir is None:
             run_dir = run_dir_of(checkpoint) if checkpoint is not None else None
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
+        if checkpoint is None and any((run_dir / CHECKPOINTS).glob("*.pth.tar")):
+            raise RvosError(
+                f"{run_dir}: holds checkpoints of an earlier run; continue it with --resume {run_dir} "
+                "or start a new run in another --out folder"
+            )
+        config.data.dataset = detect_dataset(data_root, config.data.dataset)
         if evaluate and evaluate_epoch is None and info.is_main:
             evaluate_epoch = epoch_evaluator(config, data_root, run_dir, device, prepared)
         trainer = _Trainer(

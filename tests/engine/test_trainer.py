@@ -23,6 +23,7 @@ from rvos_cli.data.a2d import prepare_a2d
 from rvos_cli.data.synthetic import generate_synthetic
 from rvos_cli.engine import trainer as trainer_module
 from rvos_cli.engine.trainer import build_optimizer, build_scheduler, param_groups, train
+from rvos_cli.errors import RvosError
 from rvos_cli.viz.curves import read_training_log
 
 SMALL = [
@@ -278,3 +279,11 @@ def test_resumed_metrics_log_continues_without_repeating_steps(
         return [(r["kind"], r.get("step", -1), r["loss"]) for r in records]
 
     assert losses(broken) == losses(whole)
+
+
+def test_a_fresh_run_refuses_a_folder_with_checkpoints(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "00.pth.tar").write_bytes(b"")
+    with pytest.raises(RvosError, match="--resume"):
+        train(get_preset("tiny"), tmp_path, run_dir=run)
