@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
+from rvos_cli.data.a2d import prepare_a2d
+from rvos_cli.data.synthetic import generate_synthetic
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +21,12 @@ def tiny_tokenizer() -> Tokenizer:
 def tiny_model() -> MTTR:
     torch.manual_seed(0)
     return build_model("tiny")
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared 2-clip synthetic A2D dataset at 64×96 (read-only: tests write their runs elsewhere)."""
+    root = tmp_path_factory.mktemp("synthetic_a2d")
+    generate_synthetic(root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96))
+    prepare_a2d(root, root / "rvos_prepared")
+    return root

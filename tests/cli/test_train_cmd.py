@@ -19,8 +19,6 @@ from typer.testing import CliRunner
 from rvos_cli.cli.app import app
 from rvos_cli.cli.train_cmd import resolve_train_config
 from rvos_cli.core.config import get_preset
-from rvos_cli.data.a2d import prepare_a2d
-from rvos_cli.data.synthetic import generate_synthetic
 from rvos_cli.engine import trainer as trainer_module
 
 SETS = [
@@ -29,14 +27,6 @@ SETS = [
     for arg in ("--set", item)
 ]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic_a2d")
-    generate_synthetic(root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96))
-    prepare_a2d(root, root / "rvos_prepared")
-    return root
 
 
 def small_run(data_root: Path, out: Path, *extra: str) -> list[str]:

@@ -148,27 +148,10 @@ def test_a2d_metrics_is_the_union_of_both_tables() -> None:
 
 
 def test_more_than_255_predictions_score_without_overflow() -> None:
-    mask = np.zeros((8, 8), np.uint8)
-    mask[2:6, 2:6] = 1
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    rle["counts"] = rle["counts"].decode("ascii")
-    gt = {
-        "images": [{"id": "v_a_f_1_i_1", "height": 8, "width": 8}],
-        "annotations": [
-            {
-                "id": 1,
-                "image_id": "v_a_f_1_i_1",
-                "category_id": 1,
-                "segmentation": rle,
-                "area": 16.0,
-                "bbox": [2, 2, 4, 4],
-                "iscrowd": 0,
-            }
-        ],
-        "categories": [{"id": 1, "name": "dummy_class"}],
-    }
+    mask = square(8, 2, 4)
+    gt = coco_gt({"v_a_f_1_i_1": mask})
     predictions = [
-        {"image_id": "v_a_f_1_i_1", "category_id": 1, "segmentation": rle, "score": 1.0 - i / 1000}
+        {"image_id": "v_a_f_1_i_1", "category_id": 1, "segmentation": rle(mask), "score": 1.0 - i / 1000}
         for i in range(300)
     ]
     assert coco_map(gt, predictions)["AP50"] == pytest.approx(1.0)

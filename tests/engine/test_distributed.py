@@ -14,9 +14,8 @@ import torch
 import torch.multiprocessing as mp
 
 from rvos_cli.core.config import Config, apply_overrides, get_preset
-from rvos_cli.data.a2d import A2DSentencesDataset, prepare_a2d
+from rvos_cli.data.a2d import A2DSentencesDataset
 from rvos_cli.data.collate import collate
-from rvos_cli.data.synthetic import generate_synthetic
 from rvos_cli.data.transforms import VideoTransforms
 from rvos_cli.engine import distributed as D
 from rvos_cli.engine.trainer import build_criterion, compute_loss
@@ -112,14 +111,6 @@ def _ddp_worker(rank: int, store: str, root: str, out: str) -> None:
             torch.save({"grads": grads, "loss": loss}, out)
     finally:
         D.cleanup(created)
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic_a2d")
-    generate_synthetic(root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96))
-    prepare_a2d(root, root / "rvos_prepared")
-    return root
 
 
 def test_two_process_gloo_ddp_matches_one_process_on_the_combined_batch(

@@ -19,8 +19,6 @@ import torch
 from rvos_cli.core.checkpoints import load_checkpoint, read_checkpoint_file
 from rvos_cli.core.config import Config, TrainConfig, apply_overrides, get_preset
 from rvos_cli.core.model import build_model
-from rvos_cli.data.a2d import prepare_a2d
-from rvos_cli.data.synthetic import generate_synthetic
 from rvos_cli.engine import trainer as trainer_module
 from rvos_cli.engine.trainer import build_optimizer, build_scheduler, param_groups, train
 from rvos_cli.errors import RvosError
@@ -43,14 +41,6 @@ LOSS_TERMS = {
 def small_config(*extra: str) -> Config:
     """The tiny preset at 64×96, window 2, batch 2, plus `extra` overrides."""
     return apply_overrides(get_preset("tiny"), [*SMALL, *extra])
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic_a2d")
-    generate_synthetic(root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96))
-    prepare_a2d(root, root / "rvos_prepared")
-    return root
 
 
 @pytest.fixture(scope="module")
