@@ -26,10 +26,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from rvos_cli.core.inference import masks_to_rle
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
@@ -107,10 +107,19 @@ def read_frame_annotation(path: Path) -> FrameAnnotation:
     )
 
 
-def encode_rle(mask: np.ndarray) -> dict:
-    """COCO RLE of a binary mask `[H, W]`: {"size": [H, W], "counts": ASCII string}."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+def coco_gt_entry(image_id: str, mask: np.ndarray, bbox: list[float] | None = None) -> tuple[dict, dict]:
+    """The COCO image and annotation (without its id) of one referred mask `[H, W]` at the original size:
+    RLE segmentation, area = pixel count, category 1, and `bbox` [x, y, w, h] when the dataset has one."""
+    image = {"id": image_id, "height": int(mask.shape[0]), "width": int(mask.shape[1])}
+    ann = {
+        "image_id": image_id,
+        "category_id": 1,
+        "segmentation": masks_to_rle(mask[None])[0],
+        "area": float(mask.sum()),
+        **({"bbox": bbox} if bbox is not None else {}),
+        "iscrowd": 0,
+    }
+    return image, ann
 
 
 def _read_videoset(path: Path, bad: BadInput) -> dict[str, str]:
@@ -296,15 +305,7 @@ def _coco_entry(sample: list, annotation: FrameAnnotation) -> tuple[str, tuple[d
     mask = annotation.masks[index]  # [H, W]
     x1, y1, x2, y2 = (float(v) for v in annotation.boxes[index])
     image_id = _image_id(video_id, frame_idx, instance_id)
-    image = {"id": image_id, "height": int(mask.shape[0]), "width": int(mask.shape[1])}
-    ann = {
-        "image_id": image_id,
-        "category_id": 1,
-        "segmentation": encode_rle(mask),
-        "area": float(mask.sum()),
-        "bbox": [x1, y1, x2 - x1, y2 - y1],
-        "iscrowd": 0,
-    }
+    image, ann = coco_gt_entry(image_id, mask, [x1, y1, x2 - x1, y2 - y1])
     return image_id, (image, ann)
 
 

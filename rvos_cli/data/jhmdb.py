@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from rvos_cli.data.a2d import encode_rle
+from rvos_cli.data.a2d import coco_gt_entry
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
@@ -177,17 +177,8 @@ def _image_id(video_id: str, frame: int) -> str:
 
 
 def _coco_entry(video_id: str, frame: int, mask: np.ndarray) -> tuple[dict, dict]:
-    """The COCO image and annotation (without id) of one sample; `mask` `[H, W]`."""
-    image_id = _image_id(video_id, frame)
-    image = {"id": image_id, "height": int(mask.shape[0]), "width": int(mask.shape[1])}
-    ann = {
-        "image_id": image_id,
-        "category_id": 1,
-        "segmentation": encode_rle(mask),
-        "area": float(mask.sum()),
-        "iscrowd": 0,
-    }
-    return image, ann
+    """The COCO image and annotation (without id) of one sample; `mask` `[H, W]` (JHMDB has no bbox)."""
+    return coco_gt_entry(_image_id(video_id, frame), mask)
 
 
 def _coco_gt(entries: list[tuple[dict, dict]]) -> dict:
