@@ -36,6 +36,13 @@ class SyntheticFormat(str, Enum):
     ytvos = "ytvos"
 
 
+class SyntheticDifficulty(str, Enum):
+    """basic: distinct colours per clip, sentences name colour/shape; full: any attribute, motion too."""
+
+    basic = "basic"
+    full = "full"
+
+
 def _summary_table(summary) -> Table:
     table = Table(title=f"prepared {summary.dataset} → {summary.out}")
     table.add_column("item")
@@ -121,6 +128,13 @@ def prepare_synthetic_command(
     size: Annotated[str, typer.Option(help="Frame size HEIGHTxWIDTH.")] = "120x160",
     window: Annotated[int, typer.Option(help="Training window for the ytvos sample lists.")] = 8,
     prepare: Annotated[bool, typer.Option(help="Also run the matching `rvos prepare` step.")] = True,
+    difficulty: Annotated[
+        SyntheticDifficulty,
+        typer.Option(
+            help="full: sentences may need size and motion words and colours repeat within a clip; "
+            "basic: every object of a clip has its own colour, sentences name colour and/or shape."
+        ),
+    ] = SyntheticDifficulty.full,
 ) -> None:
     """Generate a referring-video dataset (moving shapes, sentences that only the text disambiguates)."""
     from rvos_cli.data.synthetic import generate_synthetic
@@ -129,7 +143,15 @@ def prepare_synthetic_command(
         height, width = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise RvosError(f"--size {size!r}: expected HEIGHTxWIDTH, e.g. 120x160") from None
-    summary = generate_synthetic(out, videos, seed, fmt.value, frames_per_video=frames, size=(height, width))
+    summary = generate_synthetic(
+        out,
+        videos,
+        seed,
+        fmt.value,
+        frames_per_video=frames,
+        size=(height, width),
+        difficulty=difficulty.value,
+    )
     table = Table(title=f"synthetic {fmt.value} dataset → {out}")
     for column in ("split", "videos", "sentences"):
         table.add_column(column, justify="right" if column != "split" else "left")

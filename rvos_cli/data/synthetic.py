@@ -58,6 +58,9 @@ HELD_OUT_PAIRS = frozenset(
     {("red", "triangle"), ("green", "diamond"), ("blue", "circle"), ("yellow", "square")}
 )
 ATTRIBUTE_KEYS = ("size", "colour", "shape", "direction", "speed")
+# What sentences may name per difficulty. "basic": objects of a clip have distinct colours and sentences
+# name colour and/or shape; "full": any attribute, colours repeat, motion and size words are needed.
+DIFFICULTIES: dict[str, tuple[str, ...]] = {"basic": ("colour", "shape"), "full": ATTRIBUTE_KEYS}
 
 # Carrier phrases and motion verbs; the held-out split uses only the second set.
 TRAIN_TEMPLATES = ("the {np}", "a {np}", "{np}", "the {np} in the video")
@@ -175,21 +178,27 @@ def make_clip(
     frames_per_video: int = 24,
     size: tuple[int, int] = (120, 160),
     max_sentences: int = 2,
+    difficulty: str = "full",
 ) -> SyntheticClip:
     """Draw clip `index` of the dataset of `seed`: objects, trajectories, rendered frames, masks, sentences.
 
     `held_out` selects the held-out recipe (a held-out colour×shape pair, held-out phrasing). `size` is
-    (H, W). Each object gets 1..`max_sentences` sentences. The result depends only on the arguments.
+    (H, W). Each object gets 1..`max_sentences` sentences naming attributes allowed by `difficulty`
+    (a key of `DIFFICULTIES`). The result depends only on the arguments.
     """
     rng = np.random.default_rng([seed, index, int(held_out)])
     height, width = size
     for _ in range(MAX_ATTEMPTS):
-        objects = _draw_objects(rng, held_out)
+        objects = _draw_objects(rng, held_out, distinct_colours=difficulty == "basic")
         tracks = [_draw_track(rng, obj, frames_per_video, height, width) for obj in objects]
         background = _draw_background(rng, frames_per_video, height, width)
         frames, labels = _render(rng, background, objects, tracks)
         if all(_is_visible_enough(labels, obj.obj_id) for obj in objects):
-            referrals = [ref for obj in objects for ref in _refer(rng, obj, objects, held_out, max_sentences)]
+            referrals = [
+                ref
+                for obj in objects
+                for ref in _refer(rng, obj, objects, held_out, max_sentences, DIFFICULTIES[difficulty])
+            ]
             return SyntheticClip(video_id_for(index), held_out, objects, referrals, frames, labels)
     raise RvosError(
         f"could not place the objects of clip {index} in a {height}x{width} frame; use a larger size"
@@ -203,13 +212,15 @@ def generate_synthetic(
     fmt: Literal["a2d", "ytvos"],
     frames_per_video: int = 24,
     size: tuple[int, int] = (120, 160),
+    difficulty: str = "full",
 ) -> SyntheticSummary:
     """Generate `num_videos` clips of `frames_per_video` frames of `size` (H, W) into `out` in format `fmt`.
 
+    `difficulty` ("basic" or "full", see `DIFFICULTIES`) sets which attributes the sentences name.
     Returns the counts of videos and sentences per split. Re-running with the same arguments rewrites
     byte-identical files (the mp4s too, with libx264; files of a larger earlier run are not removed).
     """
-    _check_arguments(num_videos, fmt, frames_per_video, size)
+    _check_arguments(num_videos, fmt, frames_per_video, size, difficulty)
     out = Path(out)
     splits = split_plan(num_videos, fmt)
     writer = _A2dWriter(out) if fmt == "a2d" else _YtvosWriter(out)
@@ -219,7 +230,13 @@ def generate_synthetic(
     for index in tqdm(range(num_videos), desc=f"synthetic {fmt}", unit="video", file=sys.stderr):
         split = splits[index]
         clip = make_clip(
-            seed, index, split != "train", frames_per_video, size, sentences_per_object(fmt, split)
+            seed,
+            index,
+            split != "train",
+            frames_per_video,
+            size,
+            sentences_per_object(fmt, split),
+            difficulty,
         )
         writer.add(clip, split)
         summary.videos[split] += 1
@@ -234,8 +251,12 @@ def sentences_per_object(fmt: Literal["a2d", "ytvos"], split: str) -> int:
     return 1 if fmt == "a2d" and split == "test" else 2
 
 
-def _check_arguments(num_videos: int, fmt: str, frames_per_video: int, size: tuple[int, int]) -> None:
+def _check_arguments(
+    num_videos: int, fmt: str, frames_per_video: int, size: tuple[int, int], difficulty: str
+) -> None:
     """Raise RvosError for arguments the generator cannot honour."""
+    if difficulty not in DIFFICULTIES:
+        raise RvosError(f"unknown difficulty {difficulty!r}; expected one of {', '.join(DIFFICULTIES)}")
     if fmt not in ("a2d", "ytvos"):
         raise RvosError(f"unknown synthetic format {fmt!r}; expected 'a2d' or 'ytvos'")
     if num_videos < 2:
@@ -249,10 +270,13 @@ def _check_arguments(num_videos: int, fmt: str, frames_per_video: int, size: tup
 # ---------------------------------------------------------------------------------------------- scene
 
 
-def _draw_objects(rng: np.random.Generator, held_out: bool) -> list[SyntheticObject]:
+def _draw_objects(
+    rng: np.random.Generator, held_out: bool, distinct_colours: bool = False
+) -> list[SyntheticObject]:
     """2–4 objects, each differing from every other in at least one attribute; later ones often copy an
     attribute of an earlier one so that descriptions need more than one word. Training clips never use a
-    held-out colour×shape pair; held-out clips start with one."""
+    held-out colour×shape pair; held-out clips start with one. `distinct_colours`: no two objects share
+    a colour (a copied colour is redrawn)."""
     count = int(rng.integers(2, 5))
     objects: list[SyntheticObject] = []
     while len(objects) < count:
@@ -278,6 +302,8 @@ def _draw_objects(rng: np.random.Generator, held_out: bool) -> list[SyntheticObj
             continue
         own = candidate.attributes()
         if any(other.attributes() == own for other in objects):
+            continue
+        if distinct_colours and any(other.colour == candidate.colour for other in objects):
             continue
         objects.append(candidate)
     return objects
@@ -388,8 +414,10 @@ def _refer(
     objects: list[SyntheticObject],
     held_out: bool,
     max_sentences: int,
+    nameable: tuple[str, ...] = ATTRIBUTE_KEYS,
 ) -> list[Referral]:
-    """1..max_sentences sentences for `obj`, each naming a set of its attributes that fits no other object.
+    """1..max_sentences sentences for `obj`, each naming a set of its attributes (drawn from `nameable`)
+    that fits no other object.
 
     Subsets of minimal size are preferred (one more attribute is allowed for variety). A held-out object
     (held-out colour×shape pair) is always named by its colour and shape.
@@ -398,8 +426,8 @@ def _refer(
     others = [other for other in objects if other.obj_id != obj.obj_id]
     must = {"colour", "shape"} if (obj.colour, obj.shape) in HELD_OUT_PAIRS else set()
     candidates = []
-    for n in range(1, len(ATTRIBUTE_KEYS) + 1):
-        for keys in itertools.combinations(ATTRIBUTE_KEYS, n):
+    for n in range(1, len(nameable) + 1):
+        for keys in itertools.combinations([key for key in ATTRIBUTE_KEYS if key in nameable], n):
             if not must <= set(keys) or (
                 "speed" in keys and (own["speed"] is None or "direction" not in keys)
             ):

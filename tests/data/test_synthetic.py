@@ -133,6 +133,40 @@ def test_held_out_phrasing_unseen_in_train(clips: list[SyntheticClip]) -> None:
         assert not any(phrase in ref.text for ref in train)
 
 
+@pytest.fixture(scope="module")
+def basic_clips() -> list[SyntheticClip]:
+    """24 small clips of seed 5 at the basic difficulty, the last 8 held out."""
+    return [make_clip(5, index, index >= 16, **SMALL, difficulty="basic") for index in range(24)]
+
+
+def test_basic_clips_have_one_colour_per_object(basic_clips: list[SyntheticClip]) -> None:
+    for clip in basic_clips:
+        colours = [obj.colour for obj in clip.objects]
+        assert len(set(colours)) == len(colours)
+
+
+def test_basic_sentences_name_colour_or_shape_only(basic_clips: list[SyntheticClip]) -> None:
+    named_sets = set()
+    for clip in basic_clips:
+        for ref in clip.referrals:
+            assert set(ref.attributes) <= {"colour", "shape"}
+            assert ref.motion_template is None
+            target = next(obj for obj in clip.objects if obj.obj_id == ref.obj_id)
+            others = [obj for obj in clip.objects if obj.obj_id != ref.obj_id]
+            assert target.matches(ref.attributes) and not any(o.matches(ref.attributes) for o in others)
+            named_sets.add(frozenset(ref.attributes))
+    assert frozenset({"colour"}) in named_sets and frozenset({"colour", "shape"}) in named_sets
+
+
+def test_basic_keeps_the_held_out_pairs(basic_clips: list[SyntheticClip]) -> None:
+    for clip in basic_clips:
+        held = [obj for obj in clip.objects if (obj.colour, obj.shape) in HELD_OUT_PAIRS]
+        assert bool(held) == clip.held_out
+        for ref in clip.referrals:
+            if held and ref.obj_id == held[0].obj_id:
+                assert set(ref.attributes) == {"colour", "shape"}
+
+
 def test_split_plan_holds_out_last_quarter() -> None:
     assert split_plan(8, "a2d") == ["train"] * 6 + ["test"] * 2
     assert split_plan(12, "ytvos") == ["train"] * 9 + ["valid"] * 2 + ["test"]
@@ -145,6 +179,7 @@ def test_split_plan_holds_out_last_quarter() -> None:
         ({"fmt": "coco"}, "unknown synthetic format"),
         ({"size": (16, 96)}, "at least 32x32"),
         ({"frames_per_video": 2}, "frames_per_video must be at least 4"),
+        ({"difficulty": "hard"}, "unknown difficulty 'hard'; expected one of basic, full"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
