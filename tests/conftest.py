@@ -25,8 +25,13 @@ def tiny_model() -> MTTR:
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A prepared 2-clip synthetic A2D dataset at 64×96 (read-only: tests write their runs elsewhere)."""
+    """A prepared 2-clip synthetic A2D dataset at 64×96 (read-only: tests write their runs elsewhere).
+
+    Full difficulty: the step and epoch counts of the training tests were written for its sample list.
+    """
     root = tmp_path_factory.mktemp("synthetic_a2d")
-    generate_synthetic(root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96))
+    generate_synthetic(
+        root, num_videos=2, seed=0, fmt="a2d", frames_per_video=4, size=(64, 96), difficulty="full"
+    )
     prepare_a2d(root, root / "rvos_prepared")
     return root

@@ -131,10 +131,10 @@ def prepare_synthetic_command(
     difficulty: Annotated[
         SyntheticDifficulty,
         typer.Option(
-            help="full: sentences may need size and motion words and colours repeat within a clip; "
-            "basic: every object of a clip has its own colour, sentences name colour and/or shape."
+            help="basic: every object of a clip has its own colour, sentences name colour and/or shape; "
+            "full: colours repeat within a clip and sentences may need size and motion words."
         ),
-    ] = SyntheticDifficulty.full,
+    ] = SyntheticDifficulty.basic,
 ) -> None:
     """Generate a referring-video dataset (moving shapes, sentences that only the text disambiguates)."""
     from rvos_cli.data.synthetic import generate_synthetic

@@ -3,8 +3,11 @@
 Each clip shows 2–4 moving shapes over a textured background. Objects differ in colour, shape, size,
 direction of motion (or none) and speed; later objects occlude earlier ones, and some enter or leave the
 frame. Every object gets one or two sentences naming a combination of its attributes that no other
-object of the clip shares, while the other objects share some of them, so only the text says which
-object is meant ("the red circle moving left" next to a red square and a blue circle moving left).
+object of the clip shares, so only the text says which object is meant. Two difficulties
+(`DIFFICULTIES`): "basic" gives every object of a clip its own colour and names colour and/or shape
+("the red object", "a blue circle"); "full" lets objects share colours and names any attribute, so
+sentences often need size and motion words ("the red circle moving left" next to a red square and a
+blue circle moving left).
 
 Held-out split (A2D "test", Ref-YouTube-VOS "valid"/"test"): every held-out clip contains an object whose
 colour×shape pair never occurs in any training clip (`HELD_OUT_PAIRS`), whose sentences always name that
@@ -178,7 +181,7 @@ def make_clip(
     frames_per_video: int = 24,
     size: tuple[int, int] = (120, 160),
     max_sentences: int = 2,
-    difficulty: str = "full",
+    difficulty: str = "basic",
 ) -> SyntheticClip:
     """Draw clip `index` of the dataset of `seed`: objects, trajectories, rendered frames, masks, sentences.
 
@@ -212,7 +215,7 @@ def generate_synthetic(
     fmt: Literal["a2d", "ytvos"],
     frames_per_video: int = 24,
     size: tuple[int, int] = (120, 160),
-    difficulty: str = "full",
+    difficulty: str = "basic",
 ) -> SyntheticSummary:
     """Generate `num_videos` clips of `frames_per_video` frames of `size` (H, W) into `out` in format `fmt`.
 

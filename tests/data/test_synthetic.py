@@ -37,8 +37,8 @@ SEED = 0
 
 @pytest.fixture(scope="module")
 def clips() -> list[SyntheticClip]:
-    """24 small clips of seed 5, the last 8 held out."""
-    return [make_clip(5, index, index >= 16, **SMALL) for index in range(24)]
+    """24 small clips of seed 5 at the full difficulty, the last 8 held out."""
+    return [make_clip(5, index, index >= 16, **SMALL, difficulty="full") for index in range(24)]
 
 
 @pytest.fixture(scope="module")
