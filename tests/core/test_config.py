@@ -46,7 +46,7 @@ def test_set_overrides_parse_scalars_including_exponents_without_a_dot() -> None
         get_preset("tiny"), ["train.lr=1e-3", "train.epochs=3", "data.horizontal_flip=false"]
     )
     assert config.train.lr == 1e-3 and config.train.epochs == 3 and config.data.horizontal_flip is False
-    assert config_to_dict(config)["train"]["lr_drop_milestones"] == [20]
+    assert config_to_dict(config)["train"]["lr_drop_milestones"] == [6]
 
 
 def test_unknown_keys_suggest_the_close_match(tmp_path: Path) -> None:
