@@ -1,20 +1,26 @@
 """Does the tiny model learn the synthetic referring task on a CPU, and does it read the sentence?
 
-    python benchmarks/learning_proof.py [--minutes 20] [--videos 96] [--out benchmarks/results/learning]
+    python benchmarks/learning_proof.py [--minutes 20] [--videos 96] [--difficulty basic|full]
+                                        [--work runs/learning-proof]
 
-1. `rvos prepare synthetic` (A2D format, held-out split of unseen colour×shape pairs and phrasings);
-2. `rvos train --preset tiny --time-limit MINUTES --eval` (held-out metrics after every epoch);
+1. `rvos prepare synthetic --difficulty D` (A2D format, held-out split of unseen colour×shape pairs and
+   phrasings);
+2. `rvos train --preset tiny --time-limit MINUTES --eval` (held-out metrics after every epoch; the time
+   limit counts the evaluations too);
 3. the best checkpoint scored on the held-out split twice: with each clip's own sentences, and with the
    sentences shuffled across clips (each clip paired with another clip's sentence). A model that reads
    the text scores far lower on the second.
-Prints a table and writes `OUT/learning.json` and `OUT/run/curves.png`.
+Prints a table and writes `benchmarks/results/learning-D.json` (scores, per-epoch curve, commands) and
+`benchmarks/results/learning-D.png` (loss and held-out mIoU). Data and run folder stay in `--work`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,41 +59,69 @@ def held_out_scores(checkpoint: Path, data: Path, shuffle_sentences: bool, seed:
     return evaluate_a2d(model, tokenizer, dataset, coco_gt, "cpu", batch_size=8, progress=False)
 
 
+def epoch_curve(run: Path) -> list[dict]:
+    """Per-epoch (epoch, minutes of training, loss, held-out mean IoU) from the run's metrics log."""
+    curve = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] == "epoch":
+            curve.append(
+                {
+                    "epoch": record["epoch"],
+                    "minutes": round(record["time"] / 60, 2),
+                    "loss": round(record["loss"], 4),
+                    "mean_iou": round(record.get("mean_iou", float("nan")), 4),
+                }
+            )
+    return curve
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--videos", type=int, default=96)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "learning")
+    parser.add_argument("--difficulty", choices=("basic", "full"), default="basic")
+    parser.add_argument("--work", type=Path, default=Path("runs") / "learning-proof")
     args = parser.parse_args()
-    data, run = args.out / "data", args.out / "run"
-    rvos("prepare", "synthetic", "--out", str(data), "--videos", str(args.videos), "--seed", "0")
-    rvos(
-        "train",
-        "--preset",
-        "tiny",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--eval",
-        "--no-progress",
-        "--time-limit",
-        str(args.minutes),
-    )
+    work = args.work / args.difficulty
+    data, run = work / "data", work / "run"
+    shutil.rmtree(run, ignore_errors=True)  # a fresh run each time (rvos train refuses another run's folder)
+    prepare = ["prepare", "synthetic", "--out", str(data), "--videos", str(args.videos), "--seed", "0"]
+    prepare += ["--difficulty", args.difficulty]
+    train = ["train", "--preset", "tiny", "--data", str(data), "--out", str(run), "--eval", "--no-progress"]
+    train += ["--time-limit", str(args.minutes)]
+    rvos(*prepare)
+    rvos(*train)
     checkpoint = run / "checkpoints" / "best.pth.tar"
     own, shuffled = held_out_scores(checkpoint, data, False), held_out_scores(checkpoint, data, True)
-    rvos("viz", "curves", str(run))
+    results = HERE / "results"
+    rvos("viz", "curves", str(run), "--out", str(results / f"learning-{args.difficulty}.png"))
 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"tiny preset, {args.minutes:g} min of training, held-out synthetic split")
+    table = Table(
+        title=f"tiny preset, {args.minutes:g} min of training, held-out synthetic split ({args.difficulty})"
+    )
     for column in ("sentences", "mean IoU", "overall IoU", "mAP", "P@0.5"):
         table.add_column(column)
     for name, scores in (("own", own), ("shuffled across clips", shuffled)):
         table.add_row(name, *(f"{scores[k]:.3f}" for k in ("mean_iou", "overall_iou", "mAP", "P@0.5")))
     Console().print(table)
-    (args.out / "learning.json").write_text(json.dumps({"own": own, "shuffled": shuffled}, indent=2))
+    import torch
+
+    summary = {
+        "commands": [" ".join(["rvos", *prepare]), " ".join(["rvos", *train])],
+        "machine": {
+            "cpus": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "own": own,
+        "shuffled": shuffled,
+        "epochs": epoch_curve(run),
+    }
+    (results / f"learning-{args.difficulty}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

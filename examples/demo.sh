@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: the whole rvos loop on the embedded default, in about 12 minutes on 2 CPU cores.
-#   1. generate + prepare a synthetic A2D-format referring dataset   (rvos prepare synthetic)
+#   1. generate + prepare a synthetic A2D-format referring dataset   (rvos prepare synthetic --difficulty basic)
 #   2. train the tiny model for a few minutes                       (rvos train --preset tiny)
 #   3. evaluate it on the held-out split                             (rvos eval a2d)
 #   4. segment a held-out clip from a sentence                       (rvos infer)
@@ -10,7 +10,7 @@ TRAIN_MINUTES=${TRAIN_MINUTES:-8}
 BIN=$(dirname "$0")/../.venv/bin
 RVOS="$BIN/rvos"
 
-"$RVOS" prepare synthetic --out "$OUT/data" --videos 64 --seed 0
+"$RVOS" prepare synthetic --out "$OUT/data" --videos 64 --seed 0 --difficulty basic
 rm -rf "$OUT/run"  # a demo trains afresh each time (rvos train refuses a folder holding another run)
 "$RVOS" train --preset tiny --data "$OUT/data" --out "$OUT/run" --time-limit "$TRAIN_MINUTES" --eval \
   --checkpoint-every 100
