@@ -419,8 +419,8 @@ def _refer(
     max_sentences: int,
     nameable: tuple[str, ...] = ATTRIBUTE_KEYS,
 ) -> list[Referral]:
-    """1..max_sentences sentences for `obj`, each naming a set of its attributes (drawn from `nameable`)
-    that fits no other object.
+    """1..max_sentences sentences for `obj`, each naming a set of its attributes (drawn from `nameable`,
+    a subsequence of `ATTRIBUTE_KEYS`) that fits no other object.
 
     Subsets of minimal size are preferred (one more attribute is allowed for variety). A held-out object
     (held-out colour×shape pair) is always named by its colour and shape.
@@ -430,7 +430,7 @@ def _refer(
     must = {"colour", "shape"} if (obj.colour, obj.shape) in HELD_OUT_PAIRS else set()
     candidates = []
     for n in range(1, len(nameable) + 1):
-        for keys in itertools.combinations([key for key in ATTRIBUTE_KEYS if key in nameable], n):
+        for keys in itertools.combinations(nameable, n):
             if not must <= set(keys) or (
                 "speed" in keys and (own["speed"] is None or "direction" not in keys)
             ):
