@@ -33,8 +33,9 @@ def rvos(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "rvos_cli", *args], check=True)
 
 
-def held_out_scores(checkpoint: Path, data: Path, shuffle_sentences: bool, seed: int = 0) -> dict:
-    """A2D metrics of `checkpoint` on the held-out split, optionally with sentences from other clips."""
+def held_out_scores(checkpoint: Path, data: Path, seed: int = 0) -> tuple[dict, dict]:
+    """A2D metrics of `checkpoint` on the held-out split: (with each clip's own sentences, with sentences
+    of other clips). The model and the ground truth are loaded once for both."""
     from rvos_cli.data import PREPARED_DIRNAME
     from rvos_cli.data.a2d import A2DSentencesDataset
     from rvos_cli.data.transforms import VideoTransforms
@@ -46,17 +47,18 @@ def held_out_scores(checkpoint: Path, data: Path, shuffle_sentences: bool, seed:
         config.data.eval_short_size, config.data.eval_max_size, horizontal_flip=False
     )
     dataset = A2DSentencesDataset(prepared, data, "test", config.train.window, transforms)
-    if shuffle_sentences:
-        # samples are [sentence, video, frame, instance]: give each video a sentence of another video
-        videos = sorted({sample[1] for sample in dataset.samples})
-        partner = dict(zip(videos, videos[1:] + videos[:1], strict=True))
-        by_video: dict[str, list[str]] = {}
-        for sentence, video, *_ in dataset.samples:
-            by_video.setdefault(video, []).append(sentence)
-        rng = random.Random(seed)
-        dataset.samples = [[rng.choice(by_video[partner[s[1]]]), *s[1:]] for s in dataset.samples]
     coco_gt = json.loads((prepared / "coco_gt_test.json").read_text())
-    return evaluate_a2d(model, tokenizer, dataset, coco_gt, "cpu", batch_size=8, progress=False)
+    own = evaluate_a2d(model, tokenizer, dataset, coco_gt, "cpu", batch_size=8, progress=False)
+    # samples are [sentence, video, frame, instance]: give each video a sentence of another video
+    videos = sorted({sample[1] for sample in dataset.samples})
+    partner = dict(zip(videos, videos[1:] + videos[:1], strict=True))
+    by_video: dict[str, list[str]] = {}
+    for sentence, video, *_ in dataset.samples:
+        by_video.setdefault(video, []).append(sentence)
+    rng = random.Random(seed)
+    dataset.samples = [[rng.choice(by_video[partner[s[1]]]), *s[1:]] for s in dataset.samples]
+    shuffled = evaluate_a2d(model, tokenizer, dataset, coco_gt, "cpu", batch_size=8, progress=False)
+    return own, shuffled
 
 
 def epoch_curve(run: Path) -> list[dict]:
@@ -93,7 +95,7 @@ def main() -> None:
     rvos(*prepare)
     rvos(*train)
     checkpoint = run / "checkpoints" / "best.pth.tar"
-    own, shuffled = held_out_scores(checkpoint, data, False), held_out_scores(checkpoint, data, True)
+    own, shuffled = held_out_scores(checkpoint, data)
     results = HERE / "results"
     rvos("viz", "curves", str(run), "--out", str(results / f"learning-{args.difficulty}.png"))
 
