@@ -1,0 +1,121 @@
+"""Atomic file writes and the one JSON reader: the leaf every writer and reader of rvos goes through.
+
+A file under its final name is always complete: data goes to a hidden temporary file in the same folder,
+is flushed to disk, and is renamed over the final name only when everything was written. A failed write
+(a full disk, a closed pipe, a kill) leaves the previous file, if any, untouched and no temporary file
+behind (a SIGKILL can leave a hidden `.NAME.PID.tmp`, never a half-written NAME). Write errors become one
+`RvosError` naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rvos_cli.errors import RvosError
+
+# Results are meant to be shared; mkstemp-style 0600 files surprise users on shared machines.
+FILE_MODE = 0o644
+
+
+def temp_path_for(path: Path) -> Path:
+    """A hidden temporary name beside `path` (same folder, so the final rename is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_error(path: Path, error: OSError) -> RvosError:
+    """The one-line user error for a failed write of `path` (`error.strerror`, e.g. 'No space left')."""
+    reason = error.strerror or str(error)
+    return RvosError(f"{path}: could not write ({reason})")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is fsynced and renamed to `path`.
+
+    Takes the final `path` (its parent folder is created); yields the temporary `Path` the caller writes
+    (with any library). On an exception the temporary file is removed and `path` keeps its old content;
+    an `OSError` is turned into an `RvosError` naming `path`.
+    """
+    path = Path(path)
+    temp = temp_path_for(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield temp
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(temp, FILE_MODE)
+        os.replace(temp, path)
+    except OSError as error:
+        raise write_error(path, error) from error
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing (`mode` 'w' text UTF-8 or 'wb'); renamed to `path` on success."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path) as temp:
+        encoding = None if "b" in mode else "utf-8"
+        with open(temp, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
+    """Write `data` to `path` atomically; returns `path` as a `Path`."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def write_text_atomic(path: Path | str, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically; returns `path` as a `Path`."""
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_json_atomic(path: Path | str, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write `obj` as JSON (a trailing newline; `indent=None` for one compact line) to `path` atomically."""
+    with atomic_open(path, "w") as handle:
+        json.dump(obj, handle, indent=indent)
+        handle.write("\n")
+    return Path(path)
+
+
+def save_npy_atomic(path: Path | str, array: Any) -> Path:
+    """Save a NumPy `array` in .npy format to `path` atomically; returns `path`."""
+    import numpy as np
+
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, array)
+    return Path(path)
+
+
+def read_json(path: Path | str, what: str = "JSON file") -> Any:
+    """Read and parse a JSON file; takes its path and a description used in errors ('predictions file').
+
+    Returns the parsed object. A missing file, bytes that are not UTF-8, or text that is not JSON raise one
+    `RvosError` naming the file (and the line and column of a syntax error).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RvosError(f"{path}: {what} not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RvosError(f"{path}: {what} is not UTF-8 text (byte {error.start})") from error
+    except OSError as error:
+        raise RvosError(f"{path}: cannot read {what} ({error.strerror or error})") from error
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"{path}:{error.lineno}:{error.colno}"
+        raise RvosError(f"{where}: {what} is not valid JSON ({error.msg})") from error
