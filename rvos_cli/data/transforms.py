@@ -18,7 +18,9 @@ from PIL import Image
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_LEFT_RIGHT = re.compile(r"\b(left|right)\b")
+# "left", "leftmost" and "left-most" (and the same for right) as whole words; the suffix is kept as it is.
+_LEFT_RIGHT = re.compile(r"\b(left|right)(-?most)?\b")
+_OPPOSITE = {"left": "right", "right": "left"}
 
 
 def normalize_text(text: str) -> str:
@@ -27,12 +29,13 @@ def normalize_text(text: str) -> str:
 
 
 def swap_left_right(text: str) -> str:
-    """Swap the whole words "left" and "right" (both may occur); words that contain them stay as they are.
+    """Swap the whole words left/right, leftmost/rightmost and left-most/right-most (all may occur).
 
-    The official code swaps substrings, which turns "upright" into "upleft"; whole words keep the text a
-    true description of the flipped clip.
+    Takes a query and returns it as it describes the horizontally flipped clip. Other words that contain
+    "left" or "right" (bright, upright, leftover) stay as they are: the official code swaps substrings,
+    which turns "upright" into "upleft".
     """
-    return _LEFT_RIGHT.sub(lambda match: "right" if match.group(1) == "left" else "left", text)
+    return _LEFT_RIGHT.sub(lambda match: _OPPOSITE[match.group(1)] + (match.group(2) or ""), text)
 
 
 def resized_size(height: int, width: int, short_size: int, max_size: int | None) -> tuple[int, int]:

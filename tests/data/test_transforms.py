@@ -42,6 +42,46 @@ def test_swap_left_right_keeps_words_that_contain_them() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the leftmost dog", "the rightmost dog"),
+        ("the rightmost dog", "the leftmost dog"),
+        ("the left-most car", "the right-most car"),
+        ("the right-most car", "the left-most car"),
+        ("leftmost man to the rightmost door on the left", "rightmost man to the leftmost door on the right"),
+        ("the left-most and the right-most bird", "the right-most and the left-most bird"),
+    ],
+)
+def test_swap_left_right_swaps_the_most_forms(text: str, expected: str) -> None:
+    assert swap_left_right(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a bright red car",
+        "the upright man",
+        "the leftover food",
+        "a bright upright leftover",
+        "the brightmost lamp",
+        "the uprightmost pole",
+        "leftovers",
+        "a rightful owner",
+    ],
+)
+def test_swap_left_right_never_touches_words_that_contain_left_or_right(text: str) -> None:
+    assert swap_left_right(text) == text
+
+
+def test_flipped_clip_text_swaps_leftmost_but_keeps_bright() -> None:
+    frames, targets = _clip()
+    _, _, text = VideoTransforms(4, None, True)(
+        frames, targets, "the leftmost bright bird on the right-most branch", _flip_generator()
+    )
+    assert text == "the rightmost bright bird on the left-most branch"
+
+
+@pytest.mark.parametrize(
     ("size", "short", "max_size", "expected"),
     [
         ((240, 320), 320, 576, (320, 426)),  # long side truncated: 426.67 -> 426
