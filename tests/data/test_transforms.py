@@ -125,7 +125,11 @@ def test_no_flip_when_the_draw_is_at_most_half() -> None:
 
 def test_flip_disabled_never_flips() -> None:
     frames, targets = _clip()
-    _, _, text = VideoTransforms(4, None, False)(frames, targets, "left", _flip_generator())
+    out, out_targets, text = VideoTransforms(4, None, False)(frames, targets, "left", _flip_generator())
+    white = (1.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert torch.allclose(out[:, :, :, 0], white.view(1, 3, 1).expand(2, 3, 4))  # still the left column
+    assert not torch.allclose(out[:, :, :, 5], white.view(1, 3, 1).expand(2, 3, 4))
+    assert out_targets[1]["masks"][0].nonzero().tolist() == [[1, 0], [1, 1], [2, 0], [2, 1]]
     assert text == "left"
 
 
