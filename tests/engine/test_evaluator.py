@@ -258,8 +258,12 @@ def test_official_checkpoint_without_preset_asks_for_one(model: MTTR, tmp_path: 
 
 def test_official_checkpoint_loads_with_a_preset(model: MTTR, tmp_path: Path) -> None:
     torch.save({"model_state_dict": model.state_dict()}, tmp_path / "official.pth.tar")
-    _, _, config = load_eval_model(tmp_path / "official.pth.tar", preset="tiny")
-    assert config.preset == "tiny"
+    loaded, _, config = load_eval_model(tmp_path / "official.pth.tar", preset="tiny")
+    assert config.preset == "tiny" and not loaded.training
+    expected = model.state_dict()
+    assert list(loaded.state_dict()) == list(expected)
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
 
 
 def test_checkpoint_of_another_architecture_is_refused(model: MTTR, tmp_path: Path) -> None:
