@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from rvos_cli.data.video_io import write_video
+from rvos_cli.data.video_io import read_frames, write_video
 from rvos_cli.errors import RvosError
 from rvos_cli.viz.overlay import overlay_masks
 from rvos_cli.viz.side_by_side import (
@@ -142,6 +142,11 @@ def test_render_prediction_folder_matches_video_frames_by_number(tmp_path: Path)
     _save_mask(pred_dir / "0" / "2.png", np.ones((32, 32), bool))
     out = render_prediction_folder(video, pred_dir, tmp_path / "viz")
     assert [p.name for p in out.iterdir()] == ["00002.png"]
+    image = np.asarray(Image.open(out / "00002.png"))
+    decoded = read_frames(video, [1, 2, 3])  # grey 40, 80, 120 (up to H.264 loss)
+    assert (image[36:] == overlay_masks(decoded[1], [np.ones((32, 32), bool)])).all()
+    for neighbour in (decoded[0], decoded[2]):
+        assert not (image[36:] == overlay_masks(neighbour, [np.ones((32, 32), bool)])).all()
 
 
 def test_render_prediction_folder_rejects_a_mask_of_another_size(tmp_path: Path):
