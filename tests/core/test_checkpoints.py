@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from rvos_cli.core.checkpoints import adapt_kinetics_swin, load_checkpoint, save_model_checkpoint
 from rvos_cli.core.config import config_to_dict, get_preset
 from rvos_cli.core.model import MTTR, build_model
+from rvos_cli.core.model.video_swin import VideoSwinBackbone
 from rvos_cli.errors import RvosError
 
 
@@ -87,41 +89,68 @@ def test_unreadable_and_foreign_files_fail_clearly(tmp_path: Path) -> None:
         load_checkpoint(_fresh_tiny(0), tmp_path / "missing.pth")
 
 
-def _kinetics_state(model: MTTR) -> dict[str, torch.Tensor]:
-    """A 4-stage mmaction-layout Video Swin state built from `model.backbone` (+ fake stage 4)."""
-    state = {
-        re.sub(r"^downsamples\.(\d)\.", r"layers.\1.downsample.", key): value
-        for key, value in model.backbone.state_dict().items()
-    }
-    kernel = model.backbone.patch_embed.proj.weight.detach()
-    state["patch_embed.proj.weight"] = torch.cat([kernel * 0.25, kernel * 0.75], dim=2)  # [C,3,2,4,4]
-    stage3 = model.backbone.out_channels[-1]
-    state["layers.2.downsample.reduction.weight"] = torch.zeros(2 * stage3, 4 * stage3)
-    state["layers.2.downsample.norm.weight"] = torch.ones(4 * stage3)
-    state["layers.3.blocks.0.norm1.weight"] = torch.ones(2 * stage3)
-    state["norm.weight"] = torch.ones(2 * stage3)
-    state = {f"backbone.{k}": v for k, v in state.items()}
-    state["cls_head.fc_cls.weight"] = torch.zeros(400, 2 * stage3)
+# The released Kinetics-400 Video Swin-T checkpoint's keys and shapes (a copy of the spec's listing).
+KINETICS_TSV = Path(__file__).with_name("kinetics_swin_t_state_dict.tsv")
+
+
+def _kinetics_listing_state() -> dict[str, torch.Tensor]:
+    """A state dict with every key and shape of the real checkpoint, filled with seeded random values."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for line in KINETICS_TSV.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        key, shape_text = line.split("\t")
+        shape = [int(size) for size in shape_text.strip("[]").split(",")]
+        if key.endswith("relative_position_index"):  # an int64 buffer in the release
+            state[key] = torch.randint(0, 2535, shape, generator=generator)
+        else:
+            state[key] = torch.randn(shape, generator=generator)
     return state
 
 
-def test_kinetics_swin_checkpoint_adapts_and_loads_into_the_backbone(tmp_path: Path) -> None:
-    source = _fresh_tiny(0)
+def _mttr_name(kinetics_key: str) -> str | None:
+    """Where spec §1.1/§1.3 puts a Kinetics key in MTTR's backbone (None: dropped or not a backbone key)."""
+    if not kinetics_key.startswith("backbone."):
+        return None
+    key = kinetics_key[len("backbone.") :]
+    if key.startswith(("layers.3.", "layers.2.downsample.", "norm.")):
+        return None  # stage 4, the third merging and the final norm
+    match = re.fullmatch(r"layers\.([01])\.downsample\.(.+)", key)
+    return f"downsamples.{match[1]}.{match[2]}" if match else key
+
+
+class _BackboneOnly(nn.Module):
+    """Just what a Kinetics checkpoint loads into: MTTR's Swin-T backbone at the paper's sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = VideoSwinBackbone()
+
+
+def test_the_released_kinetics_swin_t_layout_adapts_and_loads_into_the_backbone(tmp_path: Path) -> None:
+    state = _kinetics_listing_state()
+    assert len(state) == 185 and state["backbone.patch_embed.proj.weight"].shape == (96, 3, 2, 4, 4)
     path = tmp_path / "swin_tiny_patch244_window877_kinetics400_1k.pth"
-    torch.save({"meta": {"epoch": 30}, "state_dict": _kinetics_state(source)}, path)
-    target = _fresh_tiny(1)
-    queries_before = target.obj_queries.weight.clone()
-    report = load_checkpoint(target, path)
+    torch.save({"meta": {"epoch": 30}, "state_dict": state}, path)
+    model = _BackboneOnly()
+    report = load_checkpoint(model, path)
     assert report.kind == "kinetics-swin"
-    assert sorted(report.dropped) == [
-        "layers.2.downsample.norm.weight",
-        "layers.2.downsample.reduction.weight",
-        "layers.3.blocks.0.norm1.weight",
-        "norm.weight",
-    ]
-    for key, value in source.backbone.state_dict().items():
-        torch.testing.assert_close(target.backbone.state_dict()[key], value, msg=key)
-    assert torch.equal(target.obj_queries.weight, queries_before)
+    assert report.num_tensors == 150  # 183 backbone keys − 28 of stage 4 − 3 of the 3rd merging − 2 norm
+    assert len(report.dropped) == 33
+    assert {"layers.3.blocks.1.mlp.fc2.bias", "layers.2.downsample.reduction.weight", "norm.bias"} <= set(
+        report.dropped
+    )
+    loaded = model.backbone.state_dict()
+    for key, value in state.items():
+        name = _mttr_name(key)
+        if name is None:
+            continue
+        if key == "backbone.patch_embed.proj.weight":
+            value = value[:, :, :1] + value[:, :, 1:]  # the 2-frame kernel summed over time
+        assert torch.equal(loaded[name], value), key
+    kept = [_mttr_name(key) for key in state]
+    assert sorted(loaded) == sorted(name for name in kept if name is not None)
 
 
 def test_patch_kernel_is_summed_over_time() -> None:
