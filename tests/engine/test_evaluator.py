@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from PIL import Image
 
 from rvos_cli.core.checkpoints import save_model_checkpoint
 from rvos_cli.core.config import config_to_dict, get_preset
+from rvos_cli.core.inference import LinkedFrame, link_windows, plan_windows
+from rvos_cli.core.metrics.jf import db_eval_boundary
 from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
 from rvos_cli.data.a2d import A2DSentencesDataset, prepare_a2d
 from rvos_cli.data.synthetic import generate_synthetic
@@ -187,15 +190,44 @@ def test_one_window_as_long_as_the_video_equals_the_whole_video_pass(
         ).read_bytes()
 
 
-def test_linked_windows_write_every_frame_and_replace_an_earlier_run(
-    model: MTTR, tokenizer: Tokenizer, ytvos: ReferYouTubeVOSDataset, tmp_path: Path
+def _linked_reference(
+    model: MTTR, tokenizer: Tokenizer, dataset: ReferYouTubeVOSDataset, index: int, window: int, overlap: int
+) -> Iterator[LinkedFrame]:
+    """Expression `index` segmented window by window with plain `model(...)` calls, then `link_windows`."""
+    item, sentence = dataset[index], dataset.samples[index][2]["exp"]
+    clip = item["frames"].float()  # [T, 3, h, w]
+    size, orig = tuple(clip.shape[-2:]), tuple(item["meta"]["original_frame_size"])
+    tokens = tokenizer([sentence])
+
+    def windows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start, end in plan_windows(clip.shape[0], window, overlap):
+            padding = torch.zeros(end - start, 1, *size, dtype=torch.bool)
+            with torch.no_grad():
+                out = model(clip[start:end, None], padding, tokens["input_ids"], tokens["attention_mask"])
+            yield out["pred_masks"][:, 0], out["pred_is_referred"][:, 0]  # [t, Nq, h4, w4], [t, Nq, 2]
+
+    yield from link_windows(windows(), clip.shape[0], window, overlap, size, size, orig)
+
+
+def test_linked_windows_write_the_linked_track_of_each_frame_and_replace_an_earlier_run(
+    model: MTTR, tokenizer: Tokenizer, ytvos: ReferYouTubeVOSDataset, submission: Path, tmp_path: Path
 ) -> None:
     stale = tmp_path / "Annotations" / "old_video" / "0" / "00000.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
-    predict_ytvos(model, tokenizer, ytvos, tmp_path, max_frames=3, progress=False)
+    # max_frames 4 over 8 frames: windows [0, 4), [3, 7), [6, 8) sharing one frame (a quarter of 4)
+    predict_ytvos(model, tokenizer, ytvos, tmp_path, max_frames=4, progress=False)
     written = {p.relative_to(tmp_path / "Annotations").as_posix() for p in tmp_path.rglob("*.png")}
     assert written == expected_pngs(ytvos)
+    unlike_whole_video = 0
+    for index, (video, frames, entry) in enumerate(ytvos.samples):
+        for linked in _linked_reference(model, tokenizer, ytvos, index, window=4, overlap=1):
+            name = f"{video}/{entry['exp_id']}/{frames[linked.frame_index]}.png"
+            png = np.asarray(Image.open(tmp_path / "Annotations" / name))
+            assert np.array_equal(png, linked.mask.numpy().astype(np.uint8) * 255), name
+            whole = np.asarray(Image.open(submission / "Annotations" / name))
+            unlike_whole_video += int(not np.array_equal(png, whole))
+    assert unlike_whole_video > 0  # the windows really were linked, not one whole-video pass
 
 
 def test_perfect_predictions_score_j_f_one(ytvos: ReferYouTubeVOSDataset, tmp_path: Path) -> None:
@@ -229,9 +261,19 @@ def test_evaluate_ytvos_reports_j_f_and_their_mean_on_synthetic_ground_truth(
     assert ytvos.has_gt
     metrics = evaluate_ytvos(model, tokenizer, ytvos, tmp_path, progress=False)
     assert tuple(metrics) == YTVOS_KEYS
-    assert all(0.0 <= v <= 1.0 for v in metrics.values())
-    assert metrics["J&F"] == pytest.approx((metrics["J"] + metrics["F"]) / 2)
-    assert metrics == score_ytvos_dataset(ytvos, tmp_path / "Annotations", progress=False)
+    # metrics.md §4 by hand from the written PNGs: per-frame J (empty vs empty = 1) and F, averaged over
+    # an expression's frames, then over expressions (each expression weight 1, whatever its length).
+    j_per_expression, f_per_expression = [], []
+    for index, (video, frames, entry) in enumerate(ytvos.samples):
+        folder = tmp_path / "Annotations" / video / entry["exp_id"]
+        pred = np.stack([np.asarray(Image.open(folder / f"{frame}.png")) > 0 for frame in frames])
+        gt = ytvos.gt_masks(index)  # [T, H0, W0] bool
+        inter, union = (pred & gt).sum(axis=(1, 2)), (pred | gt).sum(axis=(1, 2))
+        j_per_expression.append(np.mean(np.where(union == 0, 1.0, inter / np.maximum(union, 1))))
+        f_per_expression.append(np.mean(db_eval_boundary(gt, pred)))  # per-frame F, tested in core
+    j, f = float(np.mean(j_per_expression)), float(np.mean(f_per_expression))
+    assert 0.0 < j < 1.0 and 0.0 < f < 1.0
+    assert metrics == pytest.approx({"J": j, "F": f, "J&F": (j + f) / 2}, abs=1e-9)
 
 
 def test_json_metrics_keeps_the_keys_in_order_and_turns_minus_one_into_null() -> None:
