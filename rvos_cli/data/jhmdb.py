@@ -28,15 +28,14 @@ from rvos_cli.data.a2d import coco_gt_entry
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
-    atomic_write_json,
     load_prepared,
     read_csv_rows,
-    read_json,
     require_paths,
     window_indices,
 )
 from rvos_cli.data.transforms import normalize_text
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import read_json, write_json_atomic
 
 IMAGES = "Rename_Images"
 MASKS = "puppet_mask"
@@ -87,7 +86,7 @@ def _check_frames(paths: list[Path], size: tuple[int, int]) -> None:
 
 def _read_fixed_frames(path: Path) -> dict[str, list[int]]:
     """Chosen frames per video from an official-style samples metadata list (frame number = file stem)."""
-    entries = read_json(path)
+    entries = read_json(path, "samples metadata file")
     chosen: dict[str, list[int]] = {}
     try:
         for entry in entries:
@@ -165,8 +164,8 @@ def prepare_jhmdb(
             samples.append([video_id, frame_rel, mask_rel.as_posix(), total, query])
             gt.append(_coco_entry(video_id, frame, masks[:, :, frame - 1]))
 
-    atomic_write_json(out / "samples_test.json", samples)
-    atomic_write_json(out / "coco_gt_test.json", _coco_gt(gt))
+    write_json_atomic(out / "samples_test.json", samples, indent=None)
+    write_json_atomic(out / "coco_gt_test.json", _coco_gt(gt), indent=None)
     return PrepareSummary(
         dataset="jhmdb", out=out, videos=len(seen), samples={"test": len(samples)}, skipped=bad.skipped
     )

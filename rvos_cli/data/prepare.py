@@ -1,16 +1,14 @@
-"""Shared pieces of the datasets: the summary `prepare_*` returns, atomic writers, bad-input handling,
-reading prepared files, clip windows and per-sample random generators.
+"""Shared pieces of the datasets: the summary `prepare_*` returns, bad-input handling, reading prepared
+files, clip windows and per-sample random generators.
 
-Every file a prepare step writes goes to `<name>.tmp` next to its destination and is renamed over it only
-when complete, so an interrupted run never leaves a half-written output under its final name; the next
-run overwrites any leftover `.tmp` and skips outputs that already exist.
+Every file a prepare step writes goes through `rvos_cli.fileio` (a hidden temporary file renamed over the
+final name when complete), so an interrupted run never leaves a half-written output under its final name;
+the next run skips outputs that already exist.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import read_json
 
 
 @dataclass(frozen=True)
@@ -77,39 +76,6 @@ class BadInput:
         self.skipped.append(SkippedItem(where, problem))
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write `data` as JSON to `path` through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """Save `array` in .npy format to `path` through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    """Read a JSON file, raising RvosError naming the file when it is missing or not valid JSON."""
-    if not path.is_file():
-        raise RvosError(f"{path}: no such file")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RvosError(f"{path}: not valid JSON ({error})") from error
-
-
 def require_paths(root: Path, relative: list[str], layout: str) -> None:
     """Raise RvosError naming the first of `root/relative[i]` that does not exist.
 
@@ -136,7 +102,7 @@ def load_prepared(prepared: Path, name: str, command: str) -> Any:
     path = Path(prepared) / name
     if not path.is_file():
         raise RvosError(f"{path}: missing; run `{command}` first")
-    return read_json(path)
+    return read_json(path, "prepared file")
 
 
 def window_indices(center: int, window: int, low: int, high: int) -> list[int]:

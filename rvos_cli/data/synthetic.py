@@ -31,7 +31,6 @@ import csv
 import io
 import itertools
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from tqdm import tqdm
 
 from rvos_cli.data.video_io import write_video
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import write_bytes_atomic
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (215, 35, 35),
@@ -478,17 +478,6 @@ def _sentence(
 # -------------------------------------------------------------------------------------------- writers
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _a2d_annotated_frames(frames: int) -> list[int]:
     """1-based numbers of the A2D annotated frames: every 4th frame starting at the 3rd."""
     return list(range(A2D_ANNOTATION_STRIDE // 2 + 1, frames + 1, A2D_ANNOTATION_STRIDE))
@@ -543,7 +532,7 @@ class _A2dWriter:
             data = a2d_frame_h5(clip, frame)
             if data is not None:
                 folder = self.root / "text_annotations/a2d_annotation_with_instances" / clip.video_id
-                _write_atomic(folder / f"{frame:05d}.h5", data)
+                write_bytes_atomic(folder / f"{frame:05d}.h5", data)
                 annotated += 1
         height, width = clip.labels.shape[1:]
         self.videoset.append(
@@ -563,10 +552,10 @@ class _A2dWriter:
 
     def finish(self) -> None:
         """Write videoset.csv, a2d_annotation.txt and an empty a2d_missed_videos.txt."""
-        _write_atomic(self.root / "Release/videoset.csv", _csv(self.videoset))
+        write_bytes_atomic(self.root / "Release/videoset.csv", _csv(self.videoset))
         annotation = _csv([["video_id", "instance_id", "query"], *self.queries])
-        _write_atomic(self.root / "text_annotations/a2d_annotation.txt", annotation)
-        _write_atomic(self.root / "text_annotations/a2d_missed_videos.txt", b"")
+        write_bytes_atomic(self.root / "text_annotations/a2d_annotation.txt", annotation)
+        write_bytes_atomic(self.root / "text_annotations/a2d_missed_videos.txt", b"")
 
 
 def _csv(rows: list[list[str]]) -> bytes:
@@ -619,11 +608,11 @@ class _YtvosWriter:
         names = [f"{YTVOS_FRAME_STEP * t:05d}" for t in range(len(clip.frames))]
         folder = "train" if split == "train" else "valid"
         for name, frame, labels in zip(names, clip.frames, clip.labels, strict=True):
-            _write_atomic(
+            write_bytes_atomic(
                 self.root / folder / "JPEGImages" / clip.video_id / f"{name}.jpg", _jpeg_of_frame(frame)
             )
             if split != "test":
-                _write_atomic(
+                write_bytes_atomic(
                     self.root / folder / "Annotations" / clip.video_id / f"{name}.png", _png_of_labels(labels)
                 )
         with_ids = {
@@ -643,5 +632,5 @@ class _YtvosWriter:
         """Write meta_expressions/{train,valid,test}/meta_expressions.json and the valid ground-truth meta."""
         for split in ("train", "valid", "test"):
             path = self.root / "meta_expressions" / split / "meta_expressions.json"
-            _write_atomic(path, json.dumps({"videos": self.meta[split]}).encode())
-        _write_atomic(self.root / YTVOS_GT_META, json.dumps({"videos": self.meta["gt"]}).encode())
+            write_bytes_atomic(path, json.dumps({"videos": self.meta[split]}).encode())
+        write_bytes_atomic(self.root / YTVOS_GT_META, json.dumps({"videos": self.meta["gt"]}).encode())

@@ -8,7 +8,6 @@ user's file (missing, not a video, no video stream, truncated) raises `RvosError
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,10 +18,13 @@ import numpy as np
 from PIL import Image
 
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import atomic_path
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 FOLDER_FPS = 30.0
-WRITE_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
+# Container (FFmpeg muxer name) per suffix `write_video` accepts.
+CONTAINER_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+WRITE_SUFFIXES = tuple(CONTAINER_FORMATS)
 # Tried in order; the first encoder that this PyAV build ships is used (libx264 in the standard wheels).
 _ENCODER_PREFERENCE = ("libx264", "h264", "mpeg4")
 
@@ -144,10 +146,9 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int =
         raise RvosError(f"{path}: can only write videos ending in {', '.join(WRITE_SUFFIXES)}")
     if fps <= 0:
         raise RvosError(f"{path}: fps must be positive, got {fps}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        container = av.open(str(tmp), mode="w")
+    # The temporary name ends in .tmp, so the container format is named instead of guessed from it.
+    with atomic_path(path) as tmp:
+        container = av.open(str(tmp), mode="w", format=CONTAINER_FORMATS[path.suffix.lower()])
         try:
             stream = None
             size: tuple[int, int] = (0, 0)
@@ -167,9 +168,6 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int =
             container.mux(stream.encode(None))  # flush the frames the encoder still holds
         finally:
             container.close()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _add_video_stream(

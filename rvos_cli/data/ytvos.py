@@ -31,14 +31,13 @@ from tqdm import tqdm
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
-    atomic_write_json,
     load_prepared,
-    read_json,
     require_paths,
     sample_generator,
 )
 from rvos_cli.data.transforms import normalize_text
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import read_json, write_json_atomic
 
 META = "meta_expressions/{split}/meta_expressions.json"
 IMAGES = "{split}/JPEGImages"
@@ -80,7 +79,7 @@ def train_windows(frames: list[str], window: int) -> list[list[str]]:
 
 def _read_meta(path: Path) -> dict[str, dict]:
     """The "videos" mapping of a meta_expressions.json, checked for the fields every video needs."""
-    meta = read_json(path)
+    meta = read_json(path, "meta_expressions file")
     videos = meta.get("videos") if isinstance(meta, dict) else None
     if not isinstance(videos, dict):
         raise RvosError(f"{path}: expected a JSON object with a 'videos' mapping")
@@ -103,7 +102,7 @@ def _frame_objects(root: Path, out: Path, video_id: str, frames: list[str]) -> d
     """Object ids present in each annotated frame of a train video (read once, cached in out/objects)."""
     cache = out / "objects" / "train" / f"{video_id}.json"
     if cache.is_file():
-        return read_json(cache)
+        return read_json(cache, "object cache")
     objects = {}
     for frame in frames:
         image = root / IMAGES.format(split="train") / video_id / f"{frame}.jpg"
@@ -111,7 +110,7 @@ def _frame_objects(root: Path, out: Path, video_id: str, frames: list[str]) -> d
             raise RvosError(f"{image}: missing (listed in {META.format(split='train')})")
         ids = read_object_ids(root / MASKS.format(split="train") / video_id / f"{frame}.png")
         objects[frame] = [int(i) for i in np.unique(ids) if i != 0]
-    atomic_write_json(cache, objects)
+    write_json_atomic(cache, objects, indent=None)
     return objects
 
 
@@ -180,8 +179,8 @@ def prepare_ytvos(root: Path, out: Path, window: int, skip_bad: bool = False) ->
         train_videos += int(len(train_samples) > before)
 
     valid_samples = _valid_samples(root, valid_meta, test_ids, bad)
-    atomic_write_json(out / f"samples_train_w{window}.json", train_samples)
-    atomic_write_json(out / "samples_valid.json", valid_samples)
+    write_json_atomic(out / f"samples_train_w{window}.json", train_samples, indent=None)
+    write_json_atomic(out / "samples_valid.json", valid_samples, indent=None)
     return PrepareSummary(
         dataset="ytvos",
         out=out,

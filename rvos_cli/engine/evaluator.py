@@ -42,8 +42,8 @@ from rvos_cli.core.metrics import a2d_metrics, db_eval_boundary, db_eval_iou
 from rvos_cli.core.model import MTTR, Tokenizer
 from rvos_cli.data.collate import collate
 from rvos_cli.engine.distributed import DistInfo, all_gather_object, current_info
-from rvos_cli.engine.scoring import write_json_atomic
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import atomic_path, write_json_atomic
 
 A2D_KEYS: tuple[str, ...] = (
     "mAP",
@@ -289,19 +289,14 @@ def predict_ytvos(
 
 def _zip_annotations(folder: Path, zip_path: Path) -> None:
     """Zip `folder` as `Annotations/...` into `zip_path` atomically (sorted, so the zip is reproducible)."""
-    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(f"{ANNOTATIONS_DIR}/", b"")
-            for path in sorted(folder.rglob("*")):
-                name = f"{ANNOTATIONS_DIR}/{path.relative_to(folder).as_posix()}"
-                if path.is_dir():
-                    archive.writestr(f"{name}/", b"")
-                else:
-                    archive.write(path, name)
-        os.replace(tmp, zip_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{ANNOTATIONS_DIR}/", b"")
+        for path in sorted(folder.rglob("*")):
+            name = f"{ANNOTATIONS_DIR}/{path.relative_to(folder).as_posix()}"
+            if path.is_dir():
+                archive.writestr(f"{name}/", b"")
+            else:
+                archive.write(path, name)
 
 
 def _replace_dir(source: Path, target: Path) -> None:

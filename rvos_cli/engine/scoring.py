@@ -6,29 +6,13 @@ These functions are where prediction and ground-truth files enter: they validate
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
 from rvos_cli.core.metrics import a2d_metrics, evaluate_referring_vos
 from rvos_cli.errors import RvosError
-
-
-def _load_json(path: Path, what: str) -> Any:
-    """Parse a JSON file, turning a missing or malformed file into an RvosError."""
-    if not path.is_file():
-        raise RvosError(f"{path}: {what} file not found")
-    try:
-        return json.loads(path.read_text())
-    except UnicodeDecodeError as error:
-        raise RvosError(f"{path}: {what} file is not UTF-8 text ({error})") from error
-    except json.JSONDecodeError as error:
-        raise RvosError(
-            f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-        ) from error
+from rvos_cli.fileio import read_json
 
 
 def _rle_size(segmentation: Any) -> tuple[int, int] | None:
@@ -114,9 +98,9 @@ def score_a2d_predictions(predictions_json: Path, coco_gt_json: Path) -> dict[st
     overall_iou, mean_iou as fractions (an AP area range without GT is -1, as in pycocotools).
     Raises RvosError for a missing or invalid file, naming the file and the offending entry.
     """
-    coco_gt = _load_json(coco_gt_json, "ground-truth")
+    coco_gt = read_json(coco_gt_json, "ground-truth file")
     gt_sizes = _validate_coco_gt(coco_gt, coco_gt_json)
-    predictions = _load_json(predictions_json, "predictions")
+    predictions = read_json(predictions_json, "predictions file")
     _validate_predictions(predictions, predictions_json, gt_sizes)
     return a2d_metrics(coco_gt, predictions)
 
@@ -132,24 +116,3 @@ def score_ytvos_predictions(pred_dir: Path, gt_root: Path) -> dict[str, Any]:
     if not gt_root.is_dir():
         raise RvosError(f"{gt_root}: ground-truth folder not found")
     return evaluate_referring_vos(pred_dir, gt_root)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write `obj` as indented JSON to `path` atomically (temp file in the same folder, then os.replace).
-
-    A reader never sees a half-written file; on failure the temp file is removed and `path` is untouched.
-    """
-    if not path.parent.is_dir():
-        raise RvosError(f"{path.parent}: output folder does not exist")
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

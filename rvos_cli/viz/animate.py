@@ -5,7 +5,6 @@ MP4 and other containers are written by `rvos_cli.data.video_io.write_video`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,23 +12,14 @@ import numpy as np
 from PIL import Image
 
 from rvos_cli.errors import RvosError
-
-
-def _temp_path(path: Path) -> Path:
-    """A hidden temporary name next to `path` (same folder, so the final rename is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+from rvos_cli.fileio import atomic_path
 
 
 def write_png(path: Path, image: np.ndarray) -> Path:
     """Save an RGB uint8 image `[H, W, 3]` (or a grayscale `[H, W]`) as PNG at `path`; returns `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
-    try:
+    with atomic_path(path) as temp:
         Image.fromarray(image).save(temp, format="PNG")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path
 
 
@@ -50,9 +40,7 @@ def write_gif(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     for index, image in enumerate(images):
         if image.size != size:
             raise RvosError(f"{path}: frame {index} is {image.size} (w, h) but the first frame is {size}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
-    try:
+    with atomic_path(path) as temp:
         images[0].save(
             temp,
             format="GIF",
@@ -61,7 +49,4 @@ def write_gif(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
             duration=max(10, round(100 / fps) * 10),
             loop=0,
         )
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path

@@ -10,11 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import atomic_path
 
 SMOOTHING = 0.9
 METRIC_COLUMNS = 3
@@ -145,11 +145,6 @@ def plot_training_curves(metrics_jsonl: Path, out_png: Path) -> Path:
         axes.set(title=name, xlabel="epoch")
         axes.grid(alpha=0.3)
 
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    temp = out_png.with_name(f".{out_png.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out_png) as temp:
         figure.savefig(temp, format="png", dpi=100)
-        os.replace(temp, out_png)
-    finally:
-        temp.unlink(missing_ok=True)
     return out_png

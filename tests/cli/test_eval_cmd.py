@@ -262,7 +262,7 @@ def test_bad_predictions_json(tmp_path: Path) -> None:
     gt_path, _ = square_gt(tmp_path)
     (tmp_path / "pred.json").write_text('[{"image_id": "a",')
     result = run("a2d", "--predictions", tmp_path / "pred.json", "--coco-gt", gt_path)
-    assert_user_error(result, "pred.json", "invalid JSON")
+    assert_user_error(result, "pred.json:1:19", "predictions file is not valid JSON")
 
 
 @pytest.mark.parametrize(

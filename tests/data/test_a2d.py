@@ -15,6 +15,7 @@ from rvos_cli.data.a2d import A2DSentencesDataset, prepare_a2d, read_frame_annot
 from rvos_cli.data.prepare import window_indices
 from rvos_cli.data.video_io import read_frames, write_video
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import temp_path_for
 
 H, W = 32, 48  # H != W so a missed transpose changes the mask shape
 NUM_FRAMES = 6
@@ -152,7 +153,7 @@ def test_interrupted_prepare_resumes_to_identical_outputs(a2d_root: Path, tmp_pa
     before = {name: (out / name).read_bytes() for name in names}
     (out / "frames/vidB.npy").unlink()
     (out / "samples_test.json").unlink()
-    (out / "frames/vidB.npy.tmp").write_bytes(b"half-written")
+    temp_path_for(out / "frames/vidB.npy").write_bytes(b"half-written")  # a killed earlier run
     summary = prepare_a2d(a2d_root, out)
     assert {name: (out / name).read_bytes() for name in names} == before
     assert (summary.frames_written, summary.frames_reused) == (1, 1)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from rvos_cli.engine.scoring import score_a2d_predictions, score_ytvos_predictions, write_json_atomic
+from rvos_cli.engine.scoring import score_a2d_predictions, score_ytvos_predictions
 from rvos_cli.errors import RvosError
 
 
@@ -77,7 +77,8 @@ def test_missing_predictions_file(files: tuple[Path, Path], tmp_path: Path) -> N
 def test_invalid_json_names_file_and_line(files: tuple[Path, Path]) -> None:
     predictions_path, gt_path = files
     predictions_path.write_text('[\n{"image_id": "v_a_f_1_i_0",\n}]')
-    with pytest.raises(RvosError, match=re.escape(f"{predictions_path}: invalid JSON at line 3")):
+    expected = f"{predictions_path}:3:1: predictions file is not valid JSON"
+    with pytest.raises(RvosError, match=re.escape(expected)):
         score_a2d_predictions(predictions_path, gt_path)
 
 
@@ -166,25 +167,3 @@ def test_ytvos_scores_from_folders(tmp_path: Path) -> None:
 def test_ytvos_missing_prediction_folder(tmp_path: Path) -> None:
     with pytest.raises(RvosError, match=re.escape(f"{tmp_path / 'pred'}: prediction folder not found")):
         score_ytvos_predictions(tmp_path / "pred", tmp_path)
-
-
-def test_write_json_atomic_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
-    target = tmp_path / "metrics.json"
-    target.write_text("old")
-    write_json_atomic(target, {"J&F": 0.5})
-    assert json.loads(target.read_text()) == {"J&F": 0.5}
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-
-
-def test_write_json_atomic_keeps_the_old_file_when_serialisation_fails(tmp_path: Path) -> None:
-    target = tmp_path / "metrics.json"
-    target.write_text("old")
-    with pytest.raises(TypeError):
-        write_json_atomic(target, {"bad": object()})
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-
-
-def test_write_json_atomic_into_a_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(RvosError, match="output folder does not exist"):
-        write_json_atomic(tmp_path / "missing" / "metrics.json", {})

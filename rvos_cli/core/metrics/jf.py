@@ -10,7 +10,6 @@ Shape letters: T frames, H height, W width.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from rvos_cli.errors import RvosError
+from rvos_cli.fileio import read_json
 
 DEFAULT_BOUND_TH = 0.008
 
@@ -141,10 +141,7 @@ def _find_meta_expressions(gt_root: Path) -> Path:
 
 def _load_expressions(meta_path: Path) -> list[tuple[str, str, int, list[str]]]:
     """Read meta_expressions.json into (video_id, exp_id, obj_id, frame names), in file order."""
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RvosError(f"{meta_path}: not a readable JSON file ({error})") from error
+    meta = read_json(meta_path, "meta_expressions file")
     if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
         raise RvosError(
             f'{meta_path}: expected {{"videos": {{video_id: {{"expressions": ..., "frames": ...}}}}}}'
