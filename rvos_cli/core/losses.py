@@ -10,7 +10,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rvos_cli.core.matcher import HungarianMatcher, Targets, concat_padded_masks, is_ref_visible
+from rvos_cli.core.matcher import (
+    HungarianMatcher,
+    Targets,
+    concat_padded_masks,
+    is_ref_visible,
+    referred_indices,
+)
 
 DEFAULT_WEIGHTS = {"loss_is_referred": 2.0, "loss_dice": 5.0, "loss_sigmoid_focal": 2.0}
 
@@ -52,9 +58,10 @@ def is_referred_loss(
 
     pred_is_referred: `[T, B, Nq, 2]` logits (class 0 = referred, 1 = not referred); targets: list over
     the T frames of per-sample dicts; indices: per sample (query indices, GT indices) from the matcher.
-    Every query is targeted "not referred" with weight eos_coef, except the query matched to the referred
-    instance: weight 1 in every frame, target "referred" only in frames where that instance is visible.
-    Returns a scalar tensor.
+    Every query is targeted "not referred" with weight eos_coef, except the queries matched to the referred
+    instances (one, several or none; see `rvos_cli.core.matcher`): weight 1 in every frame, target
+    "referred" only in frames where that instance is visible. With one referred instance this is MTTR's
+    loss (spec §7); with none every query is "not referred" at weight eos_coef. Returns a scalar tensor.
     """
     T, B, Nq, _ = pred_is_referred.shape
     device = pred_is_referred.device
@@ -64,12 +71,12 @@ def is_referred_loss(
     for b, (query_idx, gt_idx) in enumerate(indices):
         if len(gt_idx) == 0:
             continue
-        referred = int(targets[0][b]["referred_instance_idx"])
-        query = int(query_idx[gt_idx == referred][0])
-        weight[:, b, query] = 1.0
-        for t in range(T):
-            if is_ref_visible(targets[t][b]):
-                target[t, b, query] = torch.tensor([1.0, 0.0], device=device)
+        for position, referred in enumerate(referred_indices(targets[0][b])):
+            query = int(query_idx[gt_idx == referred][0])
+            weight[:, b, query] = 1.0
+            for t in range(T):
+                if is_ref_visible(targets[t][b], position):
+                    target[t, b, query] = torch.tensor([1.0, 0.0], device=device)
     cross_entropy = -(target * pred_is_referred.log_softmax(-1)).sum(-1)  # [T, B, Nq]
     return (weight * cross_entropy).sum() / (T * B)
 

@@ -7,9 +7,11 @@ Targets layout (shared with `rvos_cli.core.losses`): a list over the T annotated
 tuple over the B samples of dicts with
     'masks'                  [n_b, Hgt_b, Wgt_b] bool/uint8/float, the same instances in the same order
                              in every frame (an instance absent from a frame has an all-zero mask),
-    'referred_instance_idx'  scalar int tensor, index into the n_b instances (same in every frame),
-    'is_ref_inst_visible'    optional bool scalar tensor (Ref-YouTube-VOS): is the referred instance
-                             visible in this frame; missing means visible.
+    'referred_instance_idx'  int tensor, the referred instances as indices into the n_b instances (same
+                             in every frame): a scalar (one referred instance, A2D/JHMDB/Ref-YouTube-VOS)
+                             or `[R]`, a set of R ≥ 0 instances (MeViS: several objects, or none),
+    'is_ref_inst_visible'    optional bool tensor shaped like 'referred_instance_idx' (Ref-YouTube-VOS,
+                             MeViS): is each referred instance visible in this frame; missing means visible.
 """
 
 from collections.abc import Sequence
@@ -39,10 +41,18 @@ def concat_padded_masks(masks: Sequence[Tensor], device: torch.device, dtype: to
     return out
 
 
-def is_ref_visible(frame_target: dict[str, Tensor]) -> bool:
-    """Whether the referred instance is visible in this frame (True unless 'is_ref_inst_visible' says no)."""
+def referred_indices(frame_target: dict[str, Tensor]) -> list[int]:
+    """The referred instances of a sample: 'referred_instance_idx' as a list (a scalar gives one index)."""
+    return [int(i) for i in torch.as_tensor(frame_target["referred_instance_idx"]).reshape(-1)]
+
+
+def is_ref_visible(frame_target: dict[str, Tensor], position: int = 0) -> bool:
+    """Whether referred instance number `position` (in `referred_indices` order) is visible in this frame.
+
+    True unless 'is_ref_inst_visible' (a scalar for one referred instance, `[R]` for a set) says no.
+    """
     visible = frame_target.get("is_ref_inst_visible")
-    return True if visible is None else bool(visible)
+    return True if visible is None else bool(torch.as_tensor(visible).reshape(-1)[position])
 
 
 def dice_coefficient_matrix(pred_logits: Tensor, gt_masks: Tensor) -> Tensor:
@@ -94,7 +104,7 @@ class HungarianMatcher(nn.Module):
             dice_per_frame.append(dice_coefficient_matrix(pred[0].flatten(1), gt.flatten(1)))  # [B·Nq, N]
         cost_dice = -torch.stack(dice_per_frame).mean(0)  # [B·Nq, N]
 
-        # Cost_ref: per-frame one-hot target of every GT instance, [0,1] unless it is the referred one and
+        # Cost_ref: per-frame one-hot target of every GT instance, [0,1] unless it is a referred one and
         # visible. The cost uses -p (the constant in 1-p cannot change the assignment), not the
         # log-likelihood of the loss: p is bounded in [0, 1] like the dice term, so neither cost swamps
         # the other, whereas -log p grows without bound for a confident wrong prediction.
@@ -105,10 +115,10 @@ class HungarianMatcher(nn.Module):
         for b in range(B):
             n_b = len(targets[0][b]["masks"])
             if n_b > 0:
-                ref = offset + int(targets[0][b]["referred_instance_idx"])
-                for t in range(T):
-                    if is_ref_visible(targets[t][b]):
-                        ref_targets[t, ref] = torch.tensor([1.0, 0.0], device=device)
+                for position, referred in enumerate(referred_indices(targets[0][b])):
+                    for t in range(T):
+                        if is_ref_visible(targets[t][b], position):
+                            ref_targets[t, offset + referred] = torch.tensor([1.0, 0.0], device=device)
             offset += n_b
         cost_ref = -torch.einsum("tqc,tnc->qn", probs, ref_targets) / T  # [B·Nq, N]
 

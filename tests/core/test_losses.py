@@ -237,3 +237,56 @@ def test_gradients_flow_to_predictions_of_every_layer() -> None:
             assert grad is not None
             assert torch.isfinite(grad).all()
             assert grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------------- sets of referred instances (MeViS)
+
+
+def as_set(targets: list, referred: list[list[int]], visible: list[list[list[bool]]] | None = None) -> list:
+    """The same targets with 'referred_instance_idx' as `[R]` sets (and `[R]` visibility per frame)."""
+    out = []
+    for t, frame in enumerate(targets):
+        row = []
+        for b, target in enumerate(frame):
+            target = dict(target, referred_instance_idx=torch.tensor(referred[b], dtype=torch.int64))
+            if visible is not None:
+                target["is_ref_inst_visible"] = torch.tensor(visible[t][b], dtype=torch.bool)
+            elif "is_ref_inst_visible" in target:
+                target["is_ref_inst_visible"] = target["is_ref_inst_visible"].reshape(1)
+            row.append(target)
+        out.append(tuple(row))
+    return out
+
+
+def test_a_one_element_referred_set_gives_exactly_the_single_instance_loss() -> None:
+    outputs, targets = random_batch(seed=3)
+    single, single_total = SetCriterion(HungarianMatcher())(outputs, targets)
+    as_sets, set_total = SetCriterion(HungarianMatcher())(outputs, as_set(targets, [[1], [0]]))
+    assert set(single) == set(as_sets)
+    for name in single:
+        assert torch.equal(single[name], as_sets[name]), name
+    assert torch.equal(single_total, set_total)
+
+
+def test_two_referred_instances_each_get_weight_one_and_their_own_visibility() -> None:
+    # Every query has logits [ln3, 0] -> p = [3/4, 1/4]: CE ln(4/3) if targeted referred, ln4 if not.
+    # Instances 0 and 2 are referred (queries 3 and 1). Frame 0: both visible -> 2 ln(4/3);
+    # frame 1: instance 2 invisible -> ln(4/3) + ln4 (weight still 1). Queries 0 and 2 (instance 1 and
+    # unmatched): 0.1 ln4 each per frame. Sum over 2 frames / 2.
+    logits = torch.zeros(2, 1, 4, 2)
+    logits[..., 0] = LN3
+    masks = torch.cat([TOP_ROW, EMPTY, TOP_ROW])
+    targets = [(frame_target(masks),), (frame_target(masks),)]
+    targets = as_set(targets, [[0, 2]], visible=[[[True, True]], [[True, False]]])
+    indices = [(torch.tensor([0, 1, 3]), torch.tensor([1, 2, 0]))]
+    loss = is_referred_loss(logits, targets, indices)
+    close(loss, (2 * LN4_3 + (LN4_3 + LN4) + 2 * 2 * 0.1 * LN4) / 2)
+
+
+def test_an_empty_referred_set_targets_every_query_not_referred() -> None:
+    # Two GT instances are matched (queries 0, 1) but nothing is referred: all 3 queries at weight 0.1.
+    logits = torch.zeros(1, 1, 3, 2)
+    logits[..., 0] = LN3
+    targets = as_set([(frame_target(torch.cat([TOP_ROW, EMPTY])),)], [[]], visible=[[[]]])
+    loss = is_referred_loss(logits, targets, [(torch.tensor([0, 1]), torch.tensor([0, 1]))])
+    close(loss, 3 * 0.1 * LN4)

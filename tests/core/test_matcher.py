@@ -154,3 +154,19 @@ def test_predictions_are_upsampled_bilinearly_without_align_corners() -> None:
     targets = [({"masks": gt, "referred_instance_idx": torch.tensor(0)},)]
     cost = HungarianMatcher().cost_matrix(outputs(pred_masks, torch.zeros(1, 1, 1, 2)), targets)
     torch.testing.assert_close(cost, torch.tensor([[[-1 - 5 * 14.2 / 17]]]))
+
+
+def test_reference_cost_with_a_set_of_referred_instances_or_none() -> None:
+    # As the first test: dice 0.7 (top row) and 1/3 (empty); p(referred) = 3/4, p(not) = 1/4.
+    # Both referred: C = 2*(-3/4) + 5*(-0.7) = -5 and 2*(-3/4) + 5*(-1/3) = -19/6.
+    # None referred: C = 2*(-1/4) + 5*(-0.7) = -4 and 2*(-1/4) + 5*(-1/3) = -13/6.
+    pred_masks = torch.tensor([[0.0, LN3], [-LN3, 0.0]]).reshape(1, 1, 1, 2, 2)
+    pred_is_referred = torch.tensor([LN3, 0.0]).reshape(1, 1, 1, 2)
+    both = frame_target([TOP_ROW, EMPTY])
+    both["referred_instance_idx"] = torch.tensor([0, 1])
+    none = dict(both, referred_instance_idx=torch.zeros(0, dtype=torch.int64))
+    matcher = HungarianMatcher()
+    cost_both = matcher.cost_matrix(outputs(pred_masks, pred_is_referred), [(both,)])
+    cost_none = matcher.cost_matrix(outputs(pred_masks, pred_is_referred), [(none,)])
+    torch.testing.assert_close(cost_both, torch.tensor([[[-5.0, -19 / 6]]]))
+    torch.testing.assert_close(cost_none, torch.tensor([[[-4.0, -13 / 6]]]))
