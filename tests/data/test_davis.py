@@ -1,0 +1,145 @@
+"""Ref-DAVIS17 preparation: both encodings, the sequence-name typos, run order, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rvos_cli.data.davis import RUN_FILES, load_davis_index, parse_expression_line, prepare_davis
+from rvos_cli.data.synthetic import ytvos_palette
+from rvos_cli.errors import RvosError
+
+H, W = 12, 16
+
+
+def write_sequence(root: Path, sequence: str, objects: int, frames: int = 2) -> None:
+    images = root / "DAVIS/JPEGImages/480p" / sequence
+    annotations = root / "DAVIS/Annotations_unsupervised/480p" / sequence
+    images.mkdir(parents=True)
+    annotations.mkdir(parents=True)
+    for t in range(frames):
+        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(images / f"{t:05d}.jpg")
+        labels = np.zeros((H, W), np.uint8)
+        for k in range(1, objects + 1):
+            labels[k, k] = k
+        labels[-1, -1] = 255
+        image = Image.fromarray(labels, mode="P")
+        image.putpalette(ytvos_palette())
+        image.save(annotations / f"{t:05d}.png")
+
+
+def write_text(root: Path, lines: list[list[str]]) -> None:
+    """lines[k] = the lines of run file k (annot1 files UTF-8, annot2 files Latin-1)."""
+    folder = root / "davis_text_annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    for (name, encoding), content in zip(RUN_FILES, lines, strict=True):
+        (folder / name).write_bytes("\n".join(content).encode(encoding))
+
+
+def make_davis(root: Path) -> Path:
+    write_sequence(root, "classic-car", objects=2)
+    write_sequence(root, "dogs-scale", objects=1)
+    (root / "DAVIS/ImageSets/2017").mkdir(parents=True)
+    (root / "DAVIS/ImageSets/2017/train.txt").write_text("dogs-scale\n")
+    (root / "DAVIS/ImageSets/2017/val.txt").write_text("classic-car\n")
+    (root / "DAVIS/davis_semantics.json").write_text(json.dumps({"classic-car": {"1": "car", "2": "person"}}))
+    write_text(
+        root,
+        [
+            [f'clasic-car {k} "car {k} first, café"' for k in (1, 2)] + ['dog-scale 1 "dog"'],
+            [f'classic-car {k} "car {k} full"' for k in (1, 2)] + ['dogs-scale 1 "dog full"'],
+            [f'classic-car {k} "voiture {k} à gauche"' for k in (1, 2)] + ['dogs-scale 1 "chien"'],
+            [f'classic-car {k}   "car {k} b full"  ' for k in (2, 1)] + ['dogs-scale 1 "chien full"'],
+        ],
+    )
+    return root
+
+
+def test_index_holds_four_expressions_per_object_in_run_order(tmp_path: Path) -> None:
+    root = make_davis(tmp_path / "davis")
+    summary = prepare_davis(root, tmp_path / "out")
+    assert summary.splits == {"train": (1, 1, 4), "val": (1, 2, 8)}
+    (sequence,) = load_davis_index(tmp_path / "out", "val")
+    assert sequence["frames"] == ["00000", "00001"] and sequence["size"] == [H, W]
+    first, second = sequence["objects"]
+    assert (first["obj_id"], first["category"]) == (1, "car")
+    assert first["expressions"] == ["car 1 first, café", "car 1 full", "voiture 1 à gauche", "car 1 b full"]
+    assert second["expressions"][3] == "car 2 b full"
+    assert load_davis_index(tmp_path / "out", "train")[0]["objects"][0]["expressions"][0] == "dog"
+
+
+def test_the_three_sequence_name_typos_are_corrected() -> None:
+    path = Path("x.txt")
+    assert parse_expression_line('clasic-car 1 "a"', path, 1)[0] == "classic-car"
+    assert parse_expression_line('dog-scale 2 "a"', path, 1)[:2] == ("dogs-scale", 2)
+    assert parse_expression_line('motor-bike 1 "a b"', path, 1) == ("motorbike", 1, "a b")
+
+
+def test_a_malformed_line_names_file_and_line_and_can_be_skipped(tmp_path: Path) -> None:
+    root = make_davis(tmp_path / "davis")
+    path = root / "davis_text_annotations" / RUN_FILES[1][0]
+    path.write_text(path.read_text() + '\nclassic-car one "bad"\n')
+    with pytest.raises(RvosError) as caught:
+        prepare_davis(root, tmp_path / "out")
+    assert str(caught.value) == (
+        f'{path}:4: expected <sequence> <object id> "<expression>", got \'classic-car one "bad"\''
+    )
+    assert len(prepare_davis(root, tmp_path / "out", skip_bad=True).skipped) == 1
+
+
+def test_an_annot2_file_is_read_as_latin_1_and_annot1_must_be_utf8(tmp_path: Path) -> None:
+    root = make_davis(tmp_path / "davis")
+    annot1 = root / "davis_text_annotations" / RUN_FILES[0][0]
+    annot1.write_bytes('classic-car 1 "caf\xe9"'.encode("latin-1"))
+    with pytest.raises(RvosError, match=r"Davis17_annot1.txt: not utf-8 text \(byte 18\)"):
+        prepare_davis(root, tmp_path / "out")
+
+
+ERRORS = {
+    "object without an expression": (
+        lambda root: write_text(root, [['classic-car 1 "a"', 'dogs-scale 1 "d"']] * 4),
+        "Davis17_annot1.txt: no expression for classic-car object 2",
+    ),
+    "unknown sequence": (
+        lambda root: (root / "DAVIS/ImageSets/2017/train.txt").write_text("\n"),
+        "Davis17_annot1.txt: sequence 'dogs-scale' (object 1) is in no ImageSets list",
+    ),
+    "missing annotation": (
+        lambda root: (root / "DAVIS/Annotations_unsupervised/480p/classic-car/00001.png").unlink(),
+        "Annotations_unsupervised/480p/classic-car/00001.png: missing (the frame 00001.jpg exists)",
+    ),
+    "listed sequence without frames": (
+        lambda root: (root / "DAVIS/ImageSets/2017/val.txt").write_text("classic-car\nbear\n"),
+        "JPEGImages/480p/bear: missing (the sequence is listed in DAVIS/ImageSets/2017/val.txt)",
+    ),
+    "duplicate expression": (
+        lambda root: (root / "davis_text_annotations" / RUN_FILES[2][0]).write_bytes(
+            b'classic-car 1 "a"\nclassic-car 1 "b"\nclassic-car 2 "c"\ndogs-scale 1 "d"'
+        ),
+        "Davis17_annot2.txt:2: a second expression for classic-car object 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_every_bad_input_is_one_line_naming_the_file(tmp_path: Path, case: str) -> None:
+    edit, message = ERRORS[case]
+    root = make_davis(tmp_path / "davis")
+    edit(root)
+    with pytest.raises(RvosError) as caught:
+        prepare_davis(root, tmp_path / "out")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert prepare_davis(root, tmp_path / "out", skip_bad=True).skipped
+
+
+def test_missing_download_parts_are_named(tmp_path: Path) -> None:
+    with pytest.raises(RvosError, match="DAVIS: missing"):
+        prepare_davis(tmp_path, tmp_path / "out")
+    root = make_davis(tmp_path / "davis")
+    (root / "DAVIS/davis_semantics.json").unlink()
+    with pytest.raises(RvosError, match=r"davis_semantics\.json: DAVIS semantics JSON not found"):
+        prepare_davis(root, tmp_path / "out")
