@@ -1,4 +1,4 @@
-"""`rvos prepare a2d|jhmdb|ytvos|synthetic`: check a dataset download and write what training needs."""
+"""`rvos prepare a2d|jhmdb|ytvos|mevis|davis|synthetic`: check a download, write what training needs."""
 
 from __future__ import annotations
 
@@ -58,7 +58,11 @@ def _summary_table(summary) -> Table:
 
 def _report(summary) -> None:
     out_console.print(_summary_table(summary))
-    for item in summary.skipped:
+    _report_skipped(summary.skipped)
+
+
+def _report_skipped(skipped: list) -> None:
+    for item in skipped:
         err_console.print(f"[yellow]skipped[/] {item}", highlight=False)
 
 
@@ -115,6 +119,50 @@ def prepare_ytvos_command(
 
     root = _require_folder(root)
     _report(prepare_ytvos(root, out or root / PREPARED_DIRNAME, window=window, skip_bad=skip_bad))
+
+
+@prepare_app.command("mevis")
+@user_errors_exit_2
+def prepare_mevis_command(
+    root: RootOption,
+    out: OutOption = None,
+    skip_bad: SkipBadOption = False,
+    window: Annotated[int, typer.Option(help="Training window size w (frames per training sample).")] = 8,
+) -> None:
+    """MeViS: train/, valid_u/, valid/ (JPEGImages, meta_expressions.json, mask_dict.json) as downloaded."""
+    from rvos_cli.data.mevis import prepare_mevis
+
+    root = _require_folder(root)
+    summary = prepare_mevis(root, out or root / PREPARED_DIRNAME, window=window, skip_bad=skip_bad)
+    table = Table(title=f"prepared mevis → {summary.out}")
+    for column in ("split", "videos", "expressions", "multi-object", "no-target", "train samples"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, counts in summary.splits.items():
+        samples = "–" if counts.samples is None else str(counts.samples)
+        table.add_row(
+            split, str(counts.videos), str(counts.expressions), str(counts.multi_object),
+            str(counts.no_target), samples,
+        )  # fmt: skip
+    out_console.print(table)
+    err_console.print(f"mask files: {summary.masks_written} written, {summary.masks_reused} reused")
+    _report_skipped(summary.skipped)
+
+
+@prepare_app.command("davis")
+@user_errors_exit_2
+def prepare_davis_command(root: RootOption, out: OutOption = None, skip_bad: SkipBadOption = False) -> None:
+    """Ref-DAVIS17: DAVIS/ (2017 unsupervised trainval 480p, semantics JSON), davis_text_annotations/."""
+    from rvos_cli.data.davis import prepare_davis
+
+    root = _require_folder(root)
+    summary = prepare_davis(root, out or root / PREPARED_DIRNAME, skip_bad=skip_bad)
+    table = Table(title=f"prepared davis → {summary.out}")
+    for column in ("split", "sequences", "objects", "expressions"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, counts in summary.splits.items():
+        table.add_row(split, *(str(count) for count in counts))
+    out_console.print(table)
+    _report_skipped(summary.skipped)
 
 
 @prepare_app.command("synthetic")

@@ -2,61 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from dataset_builders import DAVIS_H, DAVIS_W, make_davis, write_text
 
 from rvos_cli.data.davis import RUN_FILES, load_davis_index, parse_expression_line, prepare_davis
-from rvos_cli.data.synthetic import ytvos_palette
 from rvos_cli.errors import RvosError
 
-H, W = 12, 16
-
-
-def write_sequence(root: Path, sequence: str, objects: int, frames: int = 2) -> None:
-    images = root / "DAVIS/JPEGImages/480p" / sequence
-    annotations = root / "DAVIS/Annotations_unsupervised/480p" / sequence
-    images.mkdir(parents=True)
-    annotations.mkdir(parents=True)
-    for t in range(frames):
-        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(images / f"{t:05d}.jpg")
-        labels = np.zeros((H, W), np.uint8)
-        for k in range(1, objects + 1):
-            labels[k, k] = k
-        labels[-1, -1] = 255
-        image = Image.fromarray(labels, mode="P")
-        image.putpalette(ytvos_palette())
-        image.save(annotations / f"{t:05d}.png")
-
-
-def write_text(root: Path, lines: list[list[str]]) -> None:
-    """lines[k] = the lines of run file k (annot1 files UTF-8, annot2 files Latin-1)."""
-    folder = root / "davis_text_annotations"
-    folder.mkdir(parents=True, exist_ok=True)
-    for (name, encoding), content in zip(RUN_FILES, lines, strict=True):
-        (folder / name).write_bytes("\n".join(content).encode(encoding))
-
-
-def make_davis(root: Path) -> Path:
-    write_sequence(root, "classic-car", objects=2)
-    write_sequence(root, "dogs-scale", objects=1)
-    (root / "DAVIS/ImageSets/2017").mkdir(parents=True)
-    (root / "DAVIS/ImageSets/2017/train.txt").write_text("dogs-scale\n")
-    (root / "DAVIS/ImageSets/2017/val.txt").write_text("classic-car\n")
-    (root / "DAVIS/davis_semantics.json").write_text(json.dumps({"classic-car": {"1": "car", "2": "person"}}))
-    write_text(
-        root,
-        [
-            [f'clasic-car {k} "car {k} first, café"' for k in (1, 2)] + ['dog-scale 1 "dog"'],
-            [f'classic-car {k} "car {k} full"' for k in (1, 2)] + ['dogs-scale 1 "dog full"'],
-            [f'classic-car {k} "voiture {k} à gauche"' for k in (1, 2)] + ['dogs-scale 1 "chien"'],
-            [f'classic-car {k}   "car {k} b full"  ' for k in (2, 1)] + ['dogs-scale 1 "chien full"'],
-        ],
-    )
-    return root
+H, W = DAVIS_H, DAVIS_W
 
 
 def test_index_holds_four_expressions_per_object_in_run_order(tmp_path: Path) -> None:

@@ -5,58 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from dataset_builders import MEVIS_H, MEVIS_W, make_mevis
 
-from rvos_cli.core.inference import masks_to_rle
 from rvos_cli.data.mevis import MevisTrainDataset, load_index, load_video_tracks, prepare_mevis
 from rvos_cli.data.transforms import VideoTransforms
 from rvos_cli.errors import RvosError
 
-H, W = 16, 20
-
-
-def square(top: int, left: int) -> dict:
-    mask = np.zeros((1, H, W), dtype=bool)
-    mask[0, top : top + 4, left : left + 4] = True
-    return masks_to_rle(mask)[0]
-
-
-def write_split(root: Path, split: str, videos: dict, mask_dict: dict | None) -> None:
-    for video, record in videos.items():
-        folder = root / split / "JPEGImages" / video
-        folder.mkdir(parents=True, exist_ok=True)
-        for frame in record["frames"]:
-            Image.fromarray(np.full((H, W, 3), 100, np.uint8)).save(folder / f"{frame}.jpg")
-    (root / split / "meta_expressions.json").write_text(json.dumps({"videos": videos}))
-    if mask_dict is not None:
-        (root / split / "mask_dict.json").write_text(json.dumps(mask_dict))
-
-
-def make_mevis(root: Path) -> Path:
-    """train: one 3-frame video with objects 10 (all frames) and 11 (frame 0 only) and a single-object,
-    a multi-object and a no-target expression; valid_u: one video, one expression; valid: no GT."""
-    frames = ["00000", "00001", "00002"]
-    train = {
-        "abc": {
-            "frames": frames,
-            "expressions": {
-                "0": {"exp": "The  Cat", "obj_id": [0], "anno_id": [10]},
-                "1": {"exp": "two animals", "obj_id": [0, 1], "anno_id": [10, "11"]},
-                "2": {"exp": "a dog", "obj_id": [], "anno_id": []},
-            },
-        }
-    }
-    masks = {"10": [square(0, 0)] * 3, "11": [square(8, 8), None, None]}
-    write_split(root, "train", train, masks)
-    valid_u = {
-        "vu1": {"frames": frames[:2], "expressions": {"0": {"exp": "x", "obj_id": [0], "anno_id": [5]}}}
-    }
-    write_split(root, "valid_u", valid_u, {"5": [None, square(2, 2)]})
-    write_split(root, "valid", {"vv1": {"frames": frames[:1], "expressions": {"0": {"exp": "y"}}}}, None)
-    return root
+H, W = MEVIS_H, MEVIS_W
 
 
 def test_counts_index_masks_and_training_windows(tmp_path: Path) -> None:
