@@ -12,6 +12,10 @@ original frame size.
 Long videos (spec §8.3/§8.4) are cut into overlapping windows by `plan_windows`; `WindowLinker` follows
 one object through them: instead of letting each window's own TSVS choice overwrite the previous one, it
 picks in every new window the query whose masks agree with the track on the shared frames.
+
+Selection (`SELECT_MODES`): "top1" is MTTR's TSVS, one sequence per sentence; "threshold" (MeViS, where a
+sentence may refer to several objects or to none) keeps every sequence whose TSVS score exceeds
+`score_threshold` and outputs the union of their masks, or an empty mask when none does.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from pycocotools import mask as mask_utils
 from rvos_cli.errors import RvosError
 
 Size = tuple[int, int]
+SELECT_MODES = ("top1", "threshold")
+# P(referred) > 1/2 means the head prefers "referred" over "not referred": the natural cut for a 2-way
+# softmax (LMPM's 0.8 is for a different score, its query classifier).
+DEFAULT_SCORE_THRESHOLD = 0.5
 
 
 def logits_to_masks(
@@ -116,6 +124,20 @@ def video_postprocess(
     return masks, query, float(sequence_scores[query])
 
 
+def threshold_select(sequence_scores: torch.Tensor, score_threshold: float) -> list[int]:
+    """The queries whose TSVS sequence score (`[Nq]`) is strictly above `score_threshold`, best first."""
+    passing = torch.nonzero(sequence_scores > score_threshold).flatten().tolist()
+    return sorted(passing, key=lambda q: (-float(sequence_scores[q]), q))
+
+
+def check_selection(select: str, score_threshold: float) -> None:
+    """RvosError unless `select` is one of `SELECT_MODES` and `score_threshold` lies in [0, 1]."""
+    if select not in SELECT_MODES:
+        raise RvosError(f"--select {select!r}: expected one of {', '.join(SELECT_MODES)}")
+    if not 0.0 <= score_threshold <= 1.0:
+        raise RvosError(f"--score-threshold {score_threshold}: expected a value between 0 and 1")
+
+
 def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
     """Half-open (start, end) windows covering `num_frames` frames, consecutive ones sharing `overlap`.
 
@@ -146,7 +168,9 @@ class LinkedFrame:
     """One finished frame of a linked track.
 
     `mask` is bool `[H0, W0]`; `score` is the TSVS sequence score of the chosen query in the window that
-    supplied the frame; `window` and `query` say which window and query that was.
+    supplied the frame; `window` and `query` say which window and query that was. With "threshold"
+    selection `query` is the best passing query (−1 when none passed and the mask is empty) and `score`
+    the window's best sequence score.
     """
 
     frame_index: int
@@ -168,6 +192,8 @@ class WindowLinker:
         (per-frame IoU, empty-vs-empty = 1, averaged over the shared frames); if the best mean IoU is
         at least `iou_threshold` that query is chosen (ties → higher TSVS score, then lower index),
         else the track is considered lost and the window's TSVS argmax is taken.
+    With `select="threshold"` each window instead takes the union of all queries whose sequence score
+    exceeds `score_threshold` (an empty mask when none does); no query is followed across windows then.
     Merge on shared frames: the earlier window's masks are kept. Hence a frame is final as soon as the
     first window covering it is pushed, and `push` returns all of that window's not-yet-emitted frames at
     once; only the last `overlap` masks are retained for matching against the next window.
@@ -182,13 +208,19 @@ class WindowLinker:
         resized_size: Size,
         orig_size: Size,
         iou_threshold: float = 0.3,
+        select: str = "top1",
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     ) -> None:
         """Plan the windows (RvosError on bad sizes, see `plan_windows`) and start an empty track.
 
-        `padded_size`, `resized_size`, `orig_size` are (height, width) pairs shared by all windows.
+        `padded_size`, `resized_size`, `orig_size` are (height, width) pairs shared by all windows;
+        `select` and `score_threshold` choose the sequences (see the class doc; RvosError if invalid).
         """
         if not 0.0 <= iou_threshold <= 1.0:
             raise RvosError(f"IoU threshold {iou_threshold} must be between 0 and 1")
+        check_selection(select, score_threshold)
+        self.select = select
+        self.score_threshold = score_threshold
         self.windows = plan_windows(num_frames, window, overlap)
         self.padded_size = padded_size
         self.resized_size = resized_size
@@ -217,13 +249,16 @@ class WindowLinker:
         if pred_masks.shape[0] != end - start or pred_is_referred.shape[0] != end - start:
             raise ValueError(f"window {k} covers {end - start} frames, got {pred_masks.shape[0]}")
         tsvs_query, sequence_scores = tsvs_select(pred_is_referred)
-        query = self._choose_query(start, pred_masks, sequence_scores, tsvs_query)
-        score = float(sequence_scores[query])
-
         first_new = self._emitted_end
-        new_masks = logits_to_masks(
-            pred_masks[first_new - start :, query], self.padded_size, self.resized_size, self.orig_size
-        )  # [end - first_new, H0, W0]
+        if self.select == "threshold":
+            query, new_masks = self._threshold_masks(pred_masks[first_new - start :], sequence_scores)
+            score = float(sequence_scores.max())
+        else:
+            query = self._choose_query(start, pred_masks, sequence_scores, tsvs_query)
+            score = float(sequence_scores[query])
+            new_masks = logits_to_masks(
+                pred_masks[first_new - start :, query], self.padded_size, self.resized_size, self.orig_size
+            )  # [end - first_new, H0, W0]
         finished = [
             LinkedFrame(frame_index=first_new + i, mask=mask, score=score, window=k, query=query)
             for i, mask in enumerate(new_masks)
@@ -234,6 +269,21 @@ class WindowLinker:
         self._emitted_end = end
         self._next_window += 1
         return finished
+
+    def _threshold_masks(
+        self, pred_masks: torch.Tensor, sequence_scores: torch.Tensor
+    ) -> tuple[int, torch.Tensor]:
+        """(best passing query or −1, union mask bool `[t, H0, W0]`) of the queries above the threshold.
+
+        `pred_masks` `[t, Nq, h4, w4]` holds the window's frames still to emit.
+        """
+        queries = threshold_select(sequence_scores, self.score_threshold)
+        union = torch.zeros(pred_masks.shape[0], *self.orig_size, dtype=torch.bool)
+        for q in queries:
+            union |= logits_to_masks(
+                pred_masks[:, q], self.padded_size, self.resized_size, self.orig_size
+            ).cpu()
+        return (queries[0] if queries else -1), union
 
     def _choose_query(
         self, start: int, pred_masks: torch.Tensor, sequence_scores: torch.Tensor, tsvs_query: int
@@ -269,14 +319,27 @@ def link_windows(
     resized_size: Size,
     orig_size: Size,
     iou_threshold: float = 0.3,
+    select: str = "top1",
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
 ) -> Iterator[LinkedFrame]:
     """Stream the linked track of a long video, frame by frame, in order.
 
     `windows` yields (`pred_masks` `[T, Nq, h4, w4]`, `pred_is_referred` `[T, Nq, 2]`) for the windows of
     `plan_windows(num_frames, window, overlap)` in order (lazily, e.g. one model call each). Yields one
-    `LinkedFrame` per video frame; see `WindowLinker` for how queries are linked across windows.
+    `LinkedFrame` per video frame; see `WindowLinker` for how queries are linked across windows and for
+    `select` / `score_threshold`.
     """
-    linker = WindowLinker(num_frames, window, overlap, padded_size, resized_size, orig_size, iou_threshold)
+    linker = WindowLinker(
+        num_frames,
+        window,
+        overlap,
+        padded_size,
+        resized_size,
+        orig_size,
+        iou_threshold,
+        select,
+        score_threshold,
+    )
     for pred_masks, pred_is_referred in windows:
         yield from linker.push(pred_masks, pred_is_referred)
     if not linker.done:

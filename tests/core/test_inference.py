@@ -255,3 +255,45 @@ def test_link_windows_streams_a_generator_of_windows() -> None:
     frames = list(link_windows(windows, 9, 4, 2, (8, 8), (8, 8), (4, 4)))
     assert [f.frame_index for f in frames] == list(range(9))
     assert all(f.mask.shape == (4, 4) and f.mask.dtype == torch.bool for f in frames)
+
+
+# ---------------------------------------------------------------- threshold selection (several or none)
+
+
+def threshold_linker(num_frames: int, window: int, overlap: int, tau: float = 0.5) -> WindowLinker:
+    return WindowLinker(
+        num_frames, window, overlap, (8, 8), (8, 8), (8, 8), select="threshold", score_threshold=tau
+    )
+
+
+def test_threshold_selection_outputs_the_union_of_passing_sequences() -> None:
+    linker = threshold_linker(3, 3, 0)
+    frames = linker.push(*window_outputs([LEFT, TOP, RIGHT], [0.7, 0.4, 0.9], 3))
+    # LEFT (0.7) and RIGHT (0.9) pass 0.5: the whole frame; TOP (0.4) does not.
+    assert all(torch.equal(f.mask, torch.ones(8, 8, dtype=torch.bool)) for f in frames)
+    assert [(f.query, f.score) for f in frames] == [(2, pytest.approx(0.9))] * 3
+
+
+def test_threshold_selection_is_empty_in_every_frame_when_no_sequence_passes() -> None:
+    linker = threshold_linker(6, 4, 2, tau=0.8)
+    frames = linker.push(*window_outputs([LEFT, TOP], [0.7, 0.8], 4))  # 0.8 is not above 0.8
+    frames += linker.push(*window_outputs([LEFT, TOP], [0.1, 0.2], 4))
+    assert [f.frame_index for f in frames] == list(range(6))
+    assert not any(f.mask.any() for f in frames) and {f.query for f in frames} == {-1}
+
+
+def test_threshold_selection_is_chosen_per_window() -> None:
+    linker = threshold_linker(6, 4, 2)
+    first = linker.push(*window_outputs([LEFT, RIGHT], [0.9, 0.1], 4))
+    second = linker.push(*window_outputs([LEFT, RIGHT], [0.1, 0.9], 4))
+    assert all(torch.equal(f.mask, half_mask("left")) for f in first)
+    assert all(torch.equal(f.mask, half_mask("right")) for f in second)
+
+
+def test_top1_is_the_default_and_bad_selections_are_refused() -> None:
+    frames = make_linker(2, 2, 0).push(*window_outputs([LEFT, RIGHT], [0.6, 0.9], 2))
+    assert all(torch.equal(f.mask, half_mask("right")) for f in frames)
+    with pytest.raises(RvosError, match="--select 'all': expected one of top1, threshold"):
+        WindowLinker(2, 2, 0, (8, 8), (8, 8), (8, 8), select="all")
+    with pytest.raises(RvosError, match=r"--score-threshold 1\.5: expected a value between 0 and 1"):
+        threshold_linker(2, 2, 0, tau=1.5)
