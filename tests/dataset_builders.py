@@ -84,7 +84,7 @@ def write_text(root: Path, lines: list[list[str]]) -> None:
 
 
 def make_davis(root: Path) -> Path:
-    write_sequence(root, "classic-car", objects=2)
+    write_sequence(root, "classic-car", objects=2, frames=3)
     write_sequence(root, "dogs-scale", objects=1)
     (root / "DAVIS/ImageSets/2017").mkdir(parents=True)
     (root / "DAVIS/ImageSets/2017/train.txt").write_text("dogs-scale\n")

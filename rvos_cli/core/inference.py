@@ -344,3 +344,17 @@ def link_windows(
         yield from linker.push(pred_masks, pred_is_referred)
     if not linker.done:
         raise ValueError(f"got fewer windows than the {len(linker.windows)} planned")
+
+
+def merge_object_masks(masks: np.ndarray, object_ids: list[int]) -> np.ndarray:
+    """One indexed label map from per-object binary masks (Ref-DAVIS17 predictions, spec §2b).
+
+    Takes masks bool `[N, H, W]` in expression order and the label of each object. Returns uint8
+    `[H, W]`: 0 where no mask is set, else the label of the first object (in expression order) whose
+    mask is set. That is ReferFormer's argmax over the thresholded probabilities with a 0.1 background
+    when all masks are equally confident; binary masks carry no confidence to break ties by.
+    """
+    labels = np.zeros(masks.shape[1:], dtype=np.uint8)
+    for mask, object_id in zip(masks[::-1], object_ids[::-1], strict=True):
+        labels[mask] = object_id
+    return labels

@@ -353,3 +353,38 @@ class MevisTrainDataset(Dataset):
                 }
             )
         return targets
+
+
+def read_gt_split(split_dir: Path) -> tuple[list[dict], dict[str, list]]:
+    """The ground truth of a downloaded split folder (valid_u) without preparing it, for scoring.
+
+    Reads `split_dir/meta_expressions.json` and `split_dir/mask_dict.json` and checks every expression's
+    anno_ids; frames are not needed. Returns (videos [{"video", "frames", "expressions": [{"exp_id",
+    "anno_ids", "kind"}]}] in file order, mask_dict). RvosError naming the file and key otherwise.
+    """
+    meta_path, mask_path = Path(split_dir) / "meta_expressions.json", Path(split_dir) / "mask_dict.json"
+    videos = _read_videos(meta_path)
+    mask_dict = read_json(mask_path, "MeViS mask_dict.json")
+    if not isinstance(mask_dict, dict):
+        raise RvosError(f"{mask_path}: expected a mapping anno_id → RLE list")
+    entries = []
+    for video, record in videos.items():
+        frames = record.get("frames") if isinstance(record, dict) else None
+        if not (isinstance(frames, list) and frames and isinstance(record.get("expressions"), dict)):
+            raise RvosError(
+                f"{meta_path}: videos[{video!r}]: expected 'frames' (non-empty) and 'expressions'"
+            )
+        expressions = []
+        for exp_id, expression in record["expressions"].items():
+            anno_ids = _check_expression(meta_path, video, str(exp_id), expression, with_gt=True)
+            for position, anno_id in enumerate(anno_ids):
+                if anno_id not in mask_dict:
+                    raise RvosError(
+                        f"{meta_path}: videos[{video!r}].expressions[{exp_id!r}].anno_id[{position}] = "
+                        f"{anno_id} is not a key of {mask_path}"
+                    )
+            expressions.append(
+                {"exp_id": str(exp_id), "anno_ids": anno_ids, "kind": expression_kind(len(anno_ids))}
+            )
+        entries.append({"video": str(video), "frames": frames, "expressions": expressions})
+    return entries, mask_dict

@@ -18,7 +18,7 @@ def test_index_holds_four_expressions_per_object_in_run_order(tmp_path: Path) ->
     summary = prepare_davis(root, tmp_path / "out")
     assert summary.splits == {"train": (1, 1, 4), "val": (1, 2, 8)}
     (sequence,) = load_davis_index(tmp_path / "out", "val")
-    assert sequence["frames"] == ["00000", "00001"] and sequence["size"] == [H, W]
+    assert sequence["frames"] == ["00000", "00001", "00002"] and sequence["size"] == [H, W]
     first, second = sequence["objects"]
     assert (first["obj_id"], first["category"]) == (1, "car")
     assert first["expressions"] == ["car 1 first, café", "car 1 full", "voiture 1 à gauche", "car 1 b full"]
@@ -63,8 +63,8 @@ ERRORS = {
         "Davis17_annot1.txt: sequence 'dogs-scale' (object 1) is in no ImageSets list",
     ),
     "missing annotation": (
-        lambda root: (root / "DAVIS/Annotations_unsupervised/480p/classic-car/00001.png").unlink(),
-        "Annotations_unsupervised/480p/classic-car/00001.png: missing (the frame 00001.jpg exists)",
+        lambda root: (root / "DAVIS/Annotations_unsupervised/480p/classic-car/00002.png").unlink(),
+        "Annotations_unsupervised/480p/classic-car/00002.png: missing (the frame 00002.jpg exists)",
     ),
     "listed sequence without frames": (
         lambda root: (root / "DAVIS/ImageSets/2017/val.txt").write_text("classic-car\nbear\n"),
