@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check rvos_cli tests benchmarks examples
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --runslow
 
 demo: $(STAMP)
 	bash examples/demo.sh $(DEMO_DIR)

