@@ -73,7 +73,7 @@ def agreement(fp32_dump: str, bf16_dump: str) -> dict:
     """Mask agreement and P(referred) difference of bf16 against fp32 outputs."""
     import torch
 
-    a, b = torch.load(fp32_dump), torch.load(bf16_dump)
+    a, b = torch.load(fp32_dump, weights_only=True), torch.load(bf16_dump, weights_only=True)
     same = ((a["pred_masks"] > 0) == (b["pred_masks"] > 0)).float().mean().item()
     prob_a, prob_b = a["pred_is_referred"].softmax(-1)[..., 0], b["pred_is_referred"].softmax(-1)[..., 0]
     return {"mask_pixel_agreement": same, "max_abs_p_referred_diff": (prob_a - prob_b).abs().max().item()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,16 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# `--trust-checkpoint`, shared by every command that reads a checkpoint.
+TrustCheckpoint = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Load a checkpoint that holds Python objects beyond tensors. This RUNS CODE FROM THE FILE: "
+        "use it only for a file from a source you trust (by default such files are refused).",
+    ),
+]
 
 
 def user_errors_exit_2(func: F) -> F:

@@ -22,7 +22,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rvos_cli.cli.common import err_console, out_console, parse_device, user_errors_exit_2
+from rvos_cli.cli.common import (
+    TrustCheckpoint,
+    err_console,
+    out_console,
+    parse_device,
+    user_errors_exit_2,
+)
 from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.errors import RvosError
 
@@ -120,6 +126,7 @@ def eval_command(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the metrics (fractions in [0, 1]) to this JSON file.")
     ] = None,
+    trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
     """Evaluate a checkpoint on A2D-/JHMDB-Sentences or Ref-YouTube-VOS, or score existing predictions."""
     name = dataset.value
@@ -146,20 +153,23 @@ def eval_command(
         metrics = _score(name, predictions, coco_gt, gt_root)
         title = f"{NAMES[name]} — {predictions}"
     else:
-        evaluated = _evaluate(
-            name,
-            data=data,  # type: ignore[arg-type]  # checked by _check_option_use
-            prepared=prepared,
-            checkpoint=checkpoint,  # type: ignore[arg-type]
-            preset=preset,
-            text_encoder=text_encoder,
-            window=window,
-            max_frames=max_frames,
-            batch_size=batch_size,
-            device=parse_device(device),
-            out=out or DEFAULT_YTVOS_OUT,
-            predictions_out=predictions_out,
-        )
+        from rvos_cli.core.checkpoints import trusted_checkpoints
+
+        with trusted_checkpoints(trust_checkpoint):
+            evaluated = _evaluate(
+                name,
+                data=data,  # type: ignore[arg-type]  # checked by _check_option_use
+                prepared=prepared,
+                checkpoint=checkpoint,  # type: ignore[arg-type]
+                preset=preset,
+                text_encoder=text_encoder,
+                window=window,
+                max_frames=max_frames,
+                batch_size=batch_size,
+                device=parse_device(device),
+                out=out or DEFAULT_YTVOS_OUT,
+                predictions_out=predictions_out,
+            )
         if evaluated is None:  # a non-zero rank under torchrun: rank 0 reports
             return
         metrics, title = evaluated

@@ -11,7 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from rvos_cli.cli.common import err_console, out_console, parse_device, user_errors_exit_2
+from rvos_cli.cli.common import (
+    TrustCheckpoint,
+    err_console,
+    out_console,
+    parse_device,
+    user_errors_exit_2,
+)
 from rvos_cli.errors import RvosError
 
 SAVE_CHOICES = ("mp4", "png", "json", "gif")
@@ -96,6 +102,7 @@ def infer(
     save: Annotated[
         str, typer.Option(help="Outputs to write: a subset of mp4,png,json,gif.")
     ] = "mp4,png,json",
+    trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
     """Segment the object each sentence refers to in every frame of VIDEO.
 
@@ -110,10 +117,11 @@ def infer(
     device = parse_device(device)
     out_dir = out if out is not None else Path("runs") / "infer" / (video.stem or "video")
 
-    from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
+    from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model, trusted_checkpoints
     from rvos_cli.engine.infer import DEFAULT_PRESET, check_inference_inputs, run_inference
 
-    config = checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
+    with trusted_checkpoints(trust_checkpoint):
+        config = checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
     resize = parsed_size or (config.data.eval_short_size, config.data.eval_max_size)
     options: dict[str, Any] = dict(
         window=window, overlap=overlap, size=resize, start=start, end=end, dtype=parsed_dtype, save=kinds
@@ -122,7 +130,8 @@ def infer(
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning
-        model, tokenizer = load_trained_model(checkpoint, config, text_encoder)
+        with trusted_checkpoints(trust_checkpoint):
+            model, tokenizer = load_trained_model(checkpoint, config, text_encoder)
         with _progress_bar() as on_progress:
             result = run_inference(
                 video,

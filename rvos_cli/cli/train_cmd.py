@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from rvos_cli.cli.common import err_console, out_console, parse_device, user_errors_exit_2
+from rvos_cli.cli.common import (
+    TrustCheckpoint,
+    err_console,
+    out_console,
+    parse_device,
+    user_errors_exit_2,
+)
 from rvos_cli.core.config import Config
 from rvos_cli.errors import RvosError
 
@@ -116,6 +122,7 @@ def train(
         typer.Option("--eval/--no-eval", help="Evaluate after every epoch (A2D test split; YTVOS with GT)."),
     ] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
     """Train MTTR on prepared data; every run gets a folder with its config, metrics and checkpoints.
 
@@ -128,8 +135,11 @@ def train(
         raise RvosError(f"--max-steps must be at least 1, got {max_steps}")
     if time_limit is not None and time_limit <= 0:
         raise RvosError(f"--time-limit must be a positive number of minutes, got {time_limit}")
+    from rvos_cli.core.checkpoints import trusted_checkpoints
+
     shorthands = {"window": window, "batch_size": batch_size, "epochs": epochs, "seed": seed, "amp": amp}
-    run_config = resolve_train_config(preset, config, resume, assignments or [], shorthands)
+    with trusted_checkpoints(trust_checkpoint):
+        run_config = resolve_train_config(preset, config, resume, assignments or [], shorthands)
     device = parse_device(device)
     if run_config.train.amp and amp and not device.startswith("cuda"):
         err_console.print("[yellow]note:[/] AMP is CUDA-only; training in fp32 on the CPU", highlight=False)
@@ -138,19 +148,20 @@ def train(
     from rvos_cli.engine.trainer import summary
     from rvos_cli.engine.trainer import train as run_training
 
-    result = run_training(
-        run_config,
-        data,
-        run_dir=out,
-        resume=resume,
-        device=device,
-        prepared=prepared,
-        checkpoint_every=checkpoint_every,
-        max_steps=max_steps,
-        time_limit_minutes=time_limit,
-        evaluate=evaluate,
-        show_progress=progress,
-    )
+    with trusted_checkpoints(trust_checkpoint):
+        result = run_training(
+            run_config,
+            data,
+            run_dir=out,
+            resume=resume,
+            device=device,
+            prepared=prepared,
+            checkpoint_every=checkpoint_every,
+            max_steps=max_steps,
+            time_limit_minutes=time_limit,
+            evaluate=evaluate,
+            show_progress=progress,
+        )
     if env_dist_info().is_main:
         out_console.print(summary(result))
     if result.status == "non_finite":

@@ -2,14 +2,18 @@
 (spec §1.3, §13).
 
 Every load is strict: any key that is missing, unexpected or of another shape fails with a readable list.
+Every read is safe: `torch.load(weights_only=True)` with a few exact NumPy types allowed; a file needing
+other Python objects is refused unless the user passes `--trust-checkpoint` (`trusted_checkpoints()`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,19 +45,92 @@ class LoadReport:
     config: dict[str, Any] | None = None
 
 
+# Python objects beyond tensors that known checkpoints hold, allowed by exact type (nothing runs code):
+# NumPy scalars, small arrays and their dtypes in the `meta` entry of mmaction (Kinetics Video Swin) files.
+# Pickles written by NumPy 1.x name the same functions under `numpy.core`.
+_NUMPY_DTYPE_CODES = "?bBhHiIlLqQefdgFDGSU"
+_trust_checkpoints: ContextVar[bool] = ContextVar("rvos_trust_checkpoints", default=False)
+TRUST_FLAG = "--trust-checkpoint"
+# How torch's weights-only unpickler words a refused Python object (as opposed to bytes that are no pickle).
+_NEEDS_OBJECTS = re.compile(r"Unsupported global|Unsupported class|Can only build", re.IGNORECASE)
+
+
+def _allowed_globals() -> list[Any]:
+    import numpy as np
+
+    multiarray = np._core.multiarray
+    dtype_classes = sorted({type(np.dtype(code)) for code in _NUMPY_DTYPE_CODES}, key=lambda t: t.__name__)
+    return [
+        multiarray.scalar,
+        (multiarray.scalar, "numpy.core.multiarray.scalar"),
+        multiarray._reconstruct,
+        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        np.ndarray,
+        np.dtype,
+        *dtype_classes,
+    ]
+
+
+@contextlib.contextmanager
+def trusted_checkpoints(enabled: bool = True) -> Iterator[None]:
+    """Within the block, a checkpoint the safe loader refuses is fully unpickled (`--trust-checkpoint`).
+
+    Full unpickling RUNS CODE FROM THE FILE: enable it only for files from a source the user trusts.
+    Takes whether to enable it (False leaves the safe default, so a CLI can pass its flag through).
+    """
+    token = _trust_checkpoints.set(enabled or _trust_checkpoints.get())
+    try:
+        yield
+    finally:
+        _trust_checkpoints.reset(token)
+
+
+def _unsafe_globals(path: Path) -> str:
+    """The Python globals `path`'s pickle names beyond the allowed ones, for the refusal message."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip-format file: the names are not listed
+        return ""
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in _allowed_globals() if not isinstance(g, tuple)}
+    allowed |= {g[1] for g in _allowed_globals() if isinstance(g, tuple)}
+    unknown = [n for n in names if n not in allowed]
+    return f" ({', '.join(unknown[:4])}{', ...' if len(unknown) > 4 else ''})" if unknown else ""
+
+
+def safe_torch_load(path: Path, mmap: bool = False) -> Any:
+    """`torch.load` `path` on the CPU with `weights_only=True` plus the narrowly allowed NumPy types.
+
+    Returns the unpickled object. A file that needs other Python objects raises `RvosError` naming the
+    file and `--trust-checkpoint`, unless inside `trusted_checkpoints()`, where it is fully unpickled.
+    Other read errors propagate (callers word them).
+    """
+    try:
+        with torch.serialization.safe_globals(_allowed_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        if not _NEEDS_OBJECTS.search(str(err)):
+            raise  # garbage, not a pickle of objects: the caller says the file is unreadable
+        if not _trust_checkpoints.get():
+            raise RvosError(
+                f"{path}: refused: it holds Python objects beyond tensors{_unsafe_globals(path)} and loading "
+                f"them could run code from the file; pass {TRUST_FLAG} only if you trust its source"
+            ) from None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def read_checkpoint_file(path: Path) -> dict[str, Any]:
-    """`torch.load` a checkpoint on the CPU; a missing or unreadable file raises `RvosError`."""
+    """`torch.load` a checkpoint safely on the CPU (see `safe_torch_load`); returns its top-level dict.
+
+    A missing or unreadable file, one that is not a dict, or one that needs arbitrary Python objects
+    (without `trusted_checkpoints()`) raises `RvosError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise RvosError(f"{path}: checkpoint file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # mmaction checkpoints keep a 'meta' entry with plain Python objects the safe loader refuses.
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise RvosError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+        obj = safe_torch_load(path)
+    except RvosError:
+        raise
     except Exception as err:
         raise RvosError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(obj, Mapping):
@@ -195,7 +272,9 @@ def checkpoint_config(
     if preset:
         return get_preset(preset)
     try:
-        obj: Any = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        obj: Any = safe_torch_load(checkpoint, mmap=True)
+    except RvosError:
+        raise
     except Exception:  # not a zip-format file: the plain reader says what is wrong, or reads it
         obj = read_checkpoint_file(checkpoint)
     stored = obj.get("config") if isinstance(obj, Mapping) else None

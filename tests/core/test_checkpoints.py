@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
+import zipfile
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from rvos_cli.core.checkpoints import adapt_kinetics_swin, load_checkpoint, save_model_checkpoint
+from rvos_cli.core.checkpoints import (
+    adapt_kinetics_swin,
+    load_checkpoint,
+    read_checkpoint_file,
+    save_model_checkpoint,
+    trusted_checkpoints,
+)
 from rvos_cli.core.config import config_to_dict, get_preset
 from rvos_cli.core.model import MTTR, build_model
 from rvos_cli.core.model.video_swin import VideoSwinBackbone
@@ -151,6 +160,49 @@ def test_the_released_kinetics_swin_t_layout_adapts_and_loads_into_the_backbone(
         assert torch.equal(loaded[name], value), key
     kept = [_mttr_name(key) for key in state]
     assert sorted(loaded) == sorted(name for name in kept if name is not None)
+
+
+def _rename_numpy_core(path: Path) -> None:
+    """Rewrite a zip checkpoint's pickle as NumPy 1.x names it (`numpy.core`, not `numpy._core`)."""
+    with zipfile.ZipFile(path) as source:
+        entries = {name: source.read(name) for name in source.namelist()}
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in entries.items():
+            is_pickle = name.endswith("data.pkl")
+            target.writestr(
+                name, data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray") if is_pickle else data
+            )
+
+
+@pytest.mark.parametrize("numpy_1_names", [False, True], ids=["numpy-2", "numpy-1"])
+def test_kinetics_meta_with_numpy_values_loads_without_trusting_the_file(
+    tmp_path: Path, numpy_1_names: bool
+) -> None:
+    # What mmcv's runner leaves in `meta`: version strings, counters, NumPy scalars and small arrays.
+    meta = {"mmcv_version": "1.3.1", "epoch": 30, "iter": np.int64(1200), "best_score": np.float64(0.78),
+            "hook_msgs": {"last_ckpt": "e30.pth"}, "mean": np.array([123.675, 116.28, 103.53])}  # fmt: skip
+    kernel = torch.randn(96, 3, 2, 4, 4)
+    path = tmp_path / "kinetics.pth"
+    torch.save({"meta": meta, "state_dict": {"backbone.patch_embed.proj.weight": kernel}}, path)
+    if numpy_1_names:
+        _rename_numpy_core(path)
+    saved = read_checkpoint_file(path)
+    assert saved["meta"]["best_score"] == 0.78 and saved["meta"]["iter"] == 1200
+    np.testing.assert_array_equal(saved["meta"]["mean"], meta["mean"])
+    assert torch.equal(saved["state_dict"]["backbone.patch_embed.proj.weight"], kernel)
+
+
+def test_other_python_objects_load_only_inside_trusted_checkpoints(tmp_path: Path) -> None:
+    path = tmp_path / "with-fraction.pth"
+    torch.save({"model_state_dict": _fresh_tiny(0).state_dict(), "note": Fraction(1, 3)}, path)
+    with pytest.raises(
+        RvosError, match=r"with-fraction.pth: refused: .* \(fractions.Fraction\) .*--trust-checkpoint"
+    ):
+        read_checkpoint_file(path)
+    with trusted_checkpoints():
+        assert read_checkpoint_file(path)["note"] == Fraction(1, 3)
+    with trusted_checkpoints(False), pytest.raises(RvosError, match="refused"):
+        read_checkpoint_file(path)
 
 
 def test_patch_kernel_is_summed_over_time() -> None:

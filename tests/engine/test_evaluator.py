@@ -119,7 +119,7 @@ def _ddp_predict(rank: int, world_size: int, folder: Path) -> None:
         "gloo", init_method=f"file://{folder / 'store'}", rank=rank, world_size=world_size
     )
     model = build_model("tiny")
-    model.load_state_dict(torch.load(folder / "model.pth"))
+    model.load_state_dict(torch.load(folder / "model.pth", weights_only=True))
     dataset = A2DSentencesDataset(
         folder / "data" / "rvos_prepared", folder / "data", "test", 2, EVAL_TRANSFORMS
     )
