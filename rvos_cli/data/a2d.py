@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from rvos_cli.core.inference import masks_to_rle
+from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
@@ -39,7 +40,6 @@ from rvos_cli.data.prepare import (
     sample_generator,
     window_indices,
 )
-from rvos_cli.data.transforms import normalize_text
 from rvos_cli.data.video_io import iter_frames, read_frames
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import save_npy_atomic, write_json_atomic
@@ -162,7 +162,7 @@ def _read_query_rows(path: Path, known: dict[str, str], missed: set[str], bad: B
             bad.report(where, f"video {video_id!r} is not listed in {VIDEOSET}")
             continue
         if video_id not in missed:
-            result.append(_QueryRow(line, video_id, int(instance), normalize_text(query)))
+            result.append(_QueryRow(line, video_id, int(instance), normalize_sentence(query)))
     return result
 
 
@@ -371,7 +371,7 @@ class A2DSentencesDataset(Dataset):
         targets: list[dict | None] = [None] * self.window
         targets[self.window // 2] = target
         generator = sample_generator(self.seed, self.epoch, index)
-        video, targets, text = self.transforms(frames, targets, normalize_text(query), generator)
+        video, targets, text = self.transforms(frames, targets, normalize_sentence(query), generator)
         return {"frames": video, "targets": targets, "text": text, "valid_indices": [self.window // 2]}
 
     def _read_frames(self, video_id: str, indices: list[int]) -> np.ndarray:

@@ -24,6 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.a2d import coco_gt_entry
 from rvos_cli.data.prepare import (
     BadInput,
@@ -33,7 +34,6 @@ from rvos_cli.data.prepare import (
     require_paths,
     window_indices,
 )
-from rvos_cli.data.transforms import normalize_text
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json, write_json_atomic
 
@@ -130,7 +130,7 @@ def prepare_jhmdb(
         if len(row) != len(ANNOTATION_HEADER):
             bad.report(where, f"expected 2 columns (video_id,query), got {len(row)}")
             continue
-        video_id, query = row[0].strip(), normalize_text(row[1])
+        video_id, query = row[0].strip(), normalize_sentence(row[1])
         if video_id in seen:
             bad.report(where, f"video {video_id} already has a query on line {seen[video_id]}")
             continue
@@ -228,5 +228,5 @@ class JHMDBSentencesDataset(Dataset):
         }
         targets: list[dict | None] = [None] * self.window
         targets[self.window // 2] = target
-        video, targets, text = self.transforms(np.stack(frames), targets, normalize_text(query))
+        video, targets, text = self.transforms(np.stack(frames), targets, normalize_sentence(query))
         return {"frames": video, "targets": targets, "text": text, "valid_indices": [self.window // 2]}

@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from rvos_cli.core.metrics.iou import decode_mask
 from rvos_cli.core.metrics.mevis import MULTI_OBJECT, NO_TARGET, expression_kind
+from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.prepare import BadInput, SkippedItem, sample_generator
-from rvos_cli.data.transforms import normalize_text
 from rvos_cli.data.ytvos import train_windows
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json, write_json_atomic
@@ -317,7 +317,8 @@ class MevisTrainDataset(Dataset):
         clip = read_frames(self.root, "train", video, frames)
         targets = self._targets(video, entry, positions, record)
         generator = sample_generator(self.seed, self.epoch, index)
-        clip_tensor, targets, text = self.transforms(clip, targets, normalize_text(record["exp"]), generator)
+        sentence = normalize_sentence(record["exp"])
+        clip_tensor, targets, text = self.transforms(clip, targets, sentence, generator)
         return {
             "frames": clip_tensor,
             "targets": targets,

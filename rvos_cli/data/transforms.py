@@ -23,11 +23,6 @@ _LEFT_RIGHT = re.compile(r"\b(left|right)(-?most)?\b")
 _OPPOSITE = {"left": "right", "right": "left"}
 
 
-def normalize_text(text: str) -> str:
-    """Lower-case a query and collapse every run of whitespace into one space (no leading/trailing)."""
-    return " ".join(text.lower().split())
-
-
 def swap_left_right(text: str) -> str:
     """Swap the whole words left/right, leftmost/rightmost and left-most/right-most (all may occur).
 

@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
@@ -35,7 +36,6 @@ from rvos_cli.data.prepare import (
     require_paths,
     sample_generator,
 )
-from rvos_cli.data.transforms import normalize_text
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json, write_json_atomic
 
@@ -286,7 +286,7 @@ class ReferYouTubeVOSDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         video_id, frames, entry = self.samples[index]
         video = self._read_frames(video_id, frames)
-        text = normalize_text(entry["exp"])
+        text = normalize_sentence(entry["exp"])
         if self.split == "valid":
             clip, _, text = self.transforms(video, [None] * len(frames), text)
             meta = {

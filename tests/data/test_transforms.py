@@ -8,7 +8,6 @@ from rvos_cli.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     VideoTransforms,
-    normalize_text,
     resized_size,
     swap_left_right,
 )
@@ -27,8 +26,6 @@ def test_generator_draws_are_the_ones_the_flip_tests_rely_on() -> None:
     assert torch.rand(1, generator=_no_flip_generator()).item() <= 0.5
 
 
-def test_normalize_text_lowercases_and_collapses_whitespace() -> None:
-    assert normalize_text("  The  Man\tIS\n running ") == "the man is running"
 
 
 def test_swap_left_right_swaps_both_words() -> None:
