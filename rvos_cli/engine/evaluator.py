@@ -38,7 +38,7 @@ from tqdm import tqdm
 from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
 from rvos_cli.core.config import Config
 from rvos_cli.core.inference import WindowLinker, a2d_postprocess
-from rvos_cli.core.metrics import a2d_metrics, db_eval_boundary, db_eval_iou
+from rvos_cli.core.metrics import a2d_metrics, mean_jf, score_expression
 from rvos_cli.core.model import MTTR, Tokenizer
 from rvos_cli.data.collate import collate
 from rvos_cli.engine.distributed import DistInfo, all_gather_object, current_info
@@ -318,16 +318,14 @@ def score_ytvos_dataset(dataset: Any, annotations_dir: Path, progress: bool = Tr
     its listed frames (an absent object is an empty GT mask); J and F are means over expressions and
     J&F = (J + F) / 2. Returns {'J', 'F', 'J&F'}.
     """
-    j_values, f_values = [], []
+    scores = []
     bar = tqdm(dataset.samples, desc="J&F", unit="expr", file=sys.stderr, disable=not progress)
     for index, (video_id, frames, entry) in enumerate(bar):
         gt = dataset.gt_masks(index)  # [T, H0, W0]
         folder = Path(annotations_dir) / video_id / str(entry["exp_id"])
         pred = np.stack([_read_prediction(folder / f"{frame}.png") for frame in frames])  # [T, H0, W0]
-        j_values.append(float(np.mean(db_eval_iou(gt, pred))))
-        f_values.append(float(np.mean(db_eval_boundary(gt, pred))))
-    j, f = float(np.mean(j_values)), float(np.mean(f_values))
-    return {"J": j, "F": f, "J&F": (j + f) / 2}
+        scores.append(score_expression(gt, pred))
+    return mean_jf(scores)
 
 
 def _read_prediction(path: Path) -> np.ndarray:

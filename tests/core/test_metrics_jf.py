@@ -14,6 +14,7 @@ from rvos_cli.core.metrics import (
     db_eval_boundary,
     db_eval_iou,
     evaluate_referring_vos,
+    mean_jf,
     seg2bmap,
 )
 from rvos_cli.errors import RvosError
@@ -301,3 +302,10 @@ def test_missing_meta_expressions_is_an_error(dataset: tuple[Path, Path]) -> Non
     (gt_root / "meta_expressions.json").unlink()
     with pytest.raises(RvosError, match=r"no meta_expressions\.json found"):
         evaluate_referring_vos(pred_root, gt_root)
+
+
+def test_mean_jf_weights_every_expression_once() -> None:
+    # J = (1 + 0.5) / 2, F = (0 + 0.5) / 2, J&F = (0.75 + 0.25) / 2
+    assert mean_jf([(1.0, 0.0), (0.5, 0.5)]) == {"J": 0.75, "F": 0.25, "J&F": 0.5}
+    with pytest.raises(ValueError, match="no expressions"):
+        mean_jf([])

@@ -7,6 +7,8 @@ from rvos_cli.core.metrics.jf import (
     db_eval_boundary,
     db_eval_iou,
     evaluate_referring_vos,
+    mean_jf,
+    score_expression,
     seg2bmap,
 )
 
@@ -20,6 +22,8 @@ __all__ = [
     "db_eval_iou",
     "decode_mask",
     "evaluate_referring_vos",
+    "mean_jf",
     "precision_at_k_and_iou",
+    "score_expression",
     "seg2bmap",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,28 @@ def db_eval_boundary(gt: np.ndarray, pred: np.ndarray, bound_th: float = DEFAULT
     if gt.ndim == 2:
         return np.asarray(_f_measure(gt, pred, bound_th))
     return np.array([_f_measure(gt[t], pred[t], bound_th) for t in range(gt.shape[0])])
+
+
+def score_expression(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """(J_e, F_e) of one expression: the means over its frames of region J and boundary F.
+
+    Takes GT and prediction masks of identical shape `[T, H, W]` (non-zero = foreground); every frame
+    counts, an empty prediction on an empty GT frame scoring J = F = 1.
+    """
+    return float(np.mean(db_eval_iou(gt, pred))), float(np.mean(db_eval_boundary(gt, pred)))
+
+
+def mean_jf(scores: Sequence[tuple[float, float]]) -> dict[str, float]:
+    """The dataset J, F and J&F of per-expression (J_e, F_e) pairs (metrics.md §4).
+
+    J and F are means over expressions (weight 1 each) and J&F = (J + F) / 2. Returns {'J', 'F', 'J&F'}
+    as fractions; raises ValueError for an empty sequence.
+    """
+    if not scores:
+        raise ValueError("no expressions to aggregate")
+    j = float(np.mean([j_e for j_e, _ in scores]))
+    f = float(np.mean([f_e for _, f_e in scores]))
+    return {"J": j, "F": f, "J&F": (j + f) / 2}
 
 
 def _find_meta_expressions(gt_root: Path) -> Path:
@@ -237,14 +260,7 @@ def evaluate_referring_vos(pred_root: Path, gt_root: Path) -> dict[str, Any]:
             cached_video, gt_labels = video_id, _load_gt_labels(annotations_dir, video_id, frames)
         gt = gt_labels == obj_id  # [T, H, W]
         pred = _load_pred_masks(pred_root / video_id / exp_id, frames, gt_labels)  # [T, H, W]
-        per_expression.append(
-            {
-                "video": video_id,
-                "exp_id": exp_id,
-                "J": float(np.mean(db_eval_iou(gt, pred))),
-                "F": float(np.mean(db_eval_boundary(gt, pred))),
-            }
-        )
-    j = float(np.mean([entry["J"] for entry in per_expression]))
-    f = float(np.mean([entry["F"] for entry in per_expression]))
-    return {"J": j, "F": f, "J&F": (j + f) / 2, "per_expression": per_expression}
+        j_e, f_e = score_expression(gt, pred)
+        per_expression.append({"video": video_id, "exp_id": exp_id, "J": j_e, "F": f_e})
+    totals = mean_jf([(entry["J"], entry["F"]) for entry in per_expression])
+    return {**totals, "per_expression": per_expression}

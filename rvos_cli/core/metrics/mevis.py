@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from rvos_cli.core.metrics.iou import decode_mask
-from rvos_cli.core.metrics.jf import db_eval_boundary, db_eval_iou
+from rvos_cli.core.metrics.jf import mean_jf
+from rvos_cli.core.metrics.jf import score_expression as score_expression  # (J_e, F_e), shared with jf
 
 SINGLE_OBJECT = "single-object"
 MULTI_OBJECT = "multi-object"
@@ -57,14 +58,6 @@ def union_gt_masks(
     return gt
 
 
-def score_expression(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    """(J_e, F_e) of one expression: the means over its frames of region J and boundary F.
-
-    Takes GT and prediction masks of identical shape `[T, H, W]` (non-zero = foreground).
-    """
-    return float(np.mean(db_eval_iou(gt, pred))), float(np.mean(db_eval_boundary(gt, pred)))
-
-
 @dataclass(frozen=True)
 class ExpressionScore:
     """The score of one (video, exp_id): its kind and its J_e, F_e (fractions)."""
@@ -77,9 +70,7 @@ class ExpressionScore:
 
 
 def _means(scores: Sequence[ExpressionScore]) -> dict[str, float]:
-    j = float(np.mean([s.J for s in scores]))
-    f = float(np.mean([s.F for s in scores]))
-    return {"J": j, "F": f, "J&F": (j + f) / 2}
+    return mean_jf([(s.J, s.F) for s in scores])
 
 
 def aggregate_mevis(scores: Sequence[ExpressionScore]) -> dict[str, Any]:
