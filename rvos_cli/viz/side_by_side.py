@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
+from rvos_cli.core.metrics.iou import decode_mask, mask_iou_float32, top_score_predictions
 from rvos_cli.errors import RvosError
 from rvos_cli.viz.animate import write_gif, write_png
 from rvos_cli.viz.overlay import (
@@ -60,21 +60,11 @@ def side_by_side(
 
 
 def _decode(segmentation: Mapping, what: str) -> np.ndarray:
-    """A COCO RLE (compressed or uncompressed) as a bool mask `[H, W]`."""
+    """A COCO RLE (compressed or uncompressed) as a bool mask `[H, W]`; RvosError naming `what` if not one."""
     try:
-        rle = dict(segmentation)
-        if isinstance(rle.get("counts"), list):
-            rle = mask_utils.frPyObjects(rle, *rle["size"])
-        return mask_utils.decode(rle).astype(bool)
+        return decode_mask(dict(segmentation))
     except (TypeError, ValueError, KeyError) as error:
         raise RvosError(f"{what}: segmentation is not a COCO RLE {{size, counts}} ({error})") from error
-
-
-def _iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mask IoU as in MTTR's metrics (spec §11): (I + 1e-6) / (U + 1e-6), so empty vs empty is 1."""
-    intersection = np.logical_and(pred, gt).sum()
-    union = np.logical_or(pred, gt).sum()
-    return float((intersection + 1e-6) / (union + 1e-6))
 
 
 def _file_stem(image_id: object) -> str:
@@ -95,18 +85,15 @@ def render_a2d_samples(
     `image_id` and an RLE `segmentation`; spec §10.1). predictions: `{image_id, segmentation, score}` dicts
     (many per image, spec §11). frame_loader: image id → RGB uint8 `[H, W, 3]` of the annotated frame.
     Writes `<out_dir>/<image_id>.png` (see `side_by_side`) in the order of `coco_gt['images']`; an image
-    without predictions is shown with an empty prediction. Returns the written paths.
+    without predictions is shown with an empty prediction. The prediction shown and its IoU are the ones
+    `core.metrics` scores (`top_score_predictions`: on a tie the one listed last). Returns the written paths.
     """
     if limit is not None and limit < 1:
         raise RvosError(f"the number of samples to render must be at least 1, got {limit}")
     gt_by_image: dict[object, Mapping] = {}
     for annotation in coco_gt.get("annotations", []):
         gt_by_image.setdefault(annotation["image_id"], annotation)
-    best: dict[object, Mapping] = {}
-    for prediction in predictions:
-        image_id = prediction["image_id"]
-        if image_id not in best or prediction["score"] > best[image_id]["score"]:
-            best[image_id] = prediction
+    best = top_score_predictions(list(predictions))  # the very prediction `rvos eval` scores
 
     written: list[Path] = []
     for image in coco_gt.get("images", [])[:limit]:
@@ -131,7 +118,7 @@ def render_a2d_samples(
                     f"{list(gt_mask.shape)}"
                 )
             title_right = f"prediction (score {prediction['score']:.2f})"
-        iou = _iou(pred_mask, gt_mask)
+        iou, _, _ = mask_iou_float32(gt_mask, pred_mask)
         caption = image.get("sentence") or f"{image_id}  IoU {iou:.3f}"
         if image.get("sentence"):
             title_right += f"  IoU {iou:.3f}"

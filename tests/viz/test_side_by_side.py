@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from rvos_cli.core.metrics import precision_at_k_and_iou
 from rvos_cli.data.video_io import read_frames, write_video
 from rvos_cli.errors import RvosError
 from rvos_cli.viz.overlay import overlay_masks
@@ -84,6 +85,23 @@ def test_render_a2d_samples_draws_the_top_scoring_prediction(tmp_path: Path):
     pred_panel = overlay_masks(frames["v_a_f_1_i_0"], [top], colours=[PRED_COLOUR])
     assert (image[36 : 36 + H, :W] == gt_panel).all()
     assert (image[36 : 36 + H, W + 8 :] == pred_panel).all()
+
+
+def test_render_a2d_samples_shows_on_a_tie_the_prediction_the_metrics_score(tmp_path: Path):
+    coco_gt, gt_masks = _coco_gt(sentence=True)
+    coco_gt["images"], coco_gt["annotations"] = coco_gt["images"][:1], coco_gt["annotations"][:1]
+    exact, off = gt_masks["v_a_f_1_i_0"], _box(12, 12, 20, 30)  # IoU 1 and IoU ~0 with the ground truth
+    predictions = [
+        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": _rle(exact), "score": 0.7},
+        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": _rle(off), "score": 0.7},
+    ]
+    scored = precision_at_k_and_iou(coco_gt, predictions)  # what `rvos eval` reports
+    frame = _frame(4)
+    paths = render_a2d_samples(coco_gt, predictions, lambda image_id: frame, tmp_path, limit=1)
+    image = np.asarray(Image.open(paths[0]))
+    shown = overlay_masks(frame, [off], colours=[PRED_COLOUR])
+    assert scored["mean_iou"] == pytest.approx(1e-6 / (8 * 8 + 8 * 18 + 1e-6))  # eval took the last one
+    assert (image[36 : 36 + H, W + 8 :] == shown).all()  # and viz shows that same last one
 
 
 def test_render_a2d_samples_respects_limit_and_shows_missing_prediction_as_empty(tmp_path: Path):
