@@ -34,6 +34,8 @@ class SyntheticFormat(str, Enum):
 
     a2d = "a2d"
     ytvos = "ytvos"
+    mevis = "mevis"
+    davis = "davis"
 
 
 class SyntheticDifficulty(str, Enum):
@@ -133,7 +135,10 @@ def prepare_mevis_command(
     from rvos_cli.data.mevis import prepare_mevis
 
     root = _require_folder(root)
-    summary = prepare_mevis(root, out or root / PREPARED_DIRNAME, window=window, skip_bad=skip_bad)
+    _report_mevis(prepare_mevis(root, out or root / PREPARED_DIRNAME, window=window, skip_bad=skip_bad))
+
+
+def _report_mevis(summary) -> None:
     table = Table(title=f"prepared mevis → {summary.out}")
     for column in ("split", "videos", "expressions", "multi-object", "no-target", "train samples"):
         table.add_column(column, justify="left" if column == "split" else "right")
@@ -155,7 +160,10 @@ def prepare_davis_command(root: RootOption, out: OutOption = None, skip_bad: Ski
     from rvos_cli.data.davis import prepare_davis
 
     root = _require_folder(root)
-    summary = prepare_davis(root, out or root / PREPARED_DIRNAME, skip_bad=skip_bad)
+    _report_davis(prepare_davis(root, out or root / PREPARED_DIRNAME, skip_bad=skip_bad))
+
+
+def _report_davis(summary) -> None:
     table = Table(title=f"prepared davis → {summary.out}")
     for column in ("split", "sequences", "objects", "expressions"):
         table.add_column(column, justify="left" if column == "split" else "right")
@@ -174,7 +182,7 @@ def prepare_synthetic_command(
     fmt: Annotated[SyntheticFormat, typer.Option("--format", help="On-disk layout.")] = SyntheticFormat.a2d,
     frames: Annotated[int, typer.Option("--frames", min=4, help="Frames per clip.")] = 24,
     size: Annotated[str, typer.Option(help="Frame size HEIGHTxWIDTH.")] = "120x160",
-    window: Annotated[int, typer.Option(help="Training window for the ytvos sample lists.")] = 8,
+    window: Annotated[int, typer.Option(help="Training window for the ytvos and mevis sample lists.")] = 8,
     prepare: Annotated[bool, typer.Option(help="Also run the matching `rvos prepare` step.")] = True,
     difficulty: Annotated[
         SyntheticDifficulty,
@@ -211,6 +219,14 @@ def prepare_synthetic_command(
             from rvos_cli.data.a2d import prepare_a2d
 
             _report(prepare_a2d(out, out / PREPARED_DIRNAME))
+        elif fmt is SyntheticFormat.mevis:
+            from rvos_cli.data.mevis import prepare_mevis
+
+            _report_mevis(prepare_mevis(out, out / PREPARED_DIRNAME, window=window))
+        elif fmt is SyntheticFormat.davis:
+            from rvos_cli.data.davis import prepare_davis
+
+            _report_davis(prepare_davis(out, out / PREPARED_DIRNAME))
         else:
             from rvos_cli.data.ytvos import prepare_ytvos
 

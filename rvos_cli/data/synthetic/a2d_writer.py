@@ -1,8 +1,8 @@
 """Writing synthetic clips in the A2D-Sentences layout (spec §10.1).
 
-    Release/videoset.csv, Release/clips320H/<vid>.mp4, text_annotations/a2d_annotation.txt,
-    text_annotations/a2d_missed_videos.txt (empty),
-    text_annotations/a2d_annotation_with_instances/<vid>/<frame:05d>.h5 (every 4th frame, 1-based)
+Release/videoset.csv, Release/clips320H/<vid>.mp4, text_annotations/a2d_annotation.txt,
+text_annotations/a2d_missed_videos.txt (empty),
+text_annotations/a2d_annotation_with_instances/<vid>/<frame:05d>.h5 (every 4th frame, 1-based)
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from tqdm import tqdm
 from rvos_cli.data.synthetic.a2d_writer import A2dWriter
 from rvos_cli.data.synthetic.attributes import DIFFICULTIES
 from rvos_cli.data.synthetic.clip import A2D_ANNOTATION_STRIDE, SyntheticClip, video_id_for
+from rvos_cli.data.synthetic.davis_writer import DavisWriter
+from rvos_cli.data.synthetic.mevis_writer import MevisWriter
 from rvos_cli.data.synthetic.scene import (
     draw_background,
     draw_objects,
@@ -29,6 +31,8 @@ from rvos_cli.data.synthetic.ytvos_writer import YtvosWriter
 from rvos_cli.errors import RvosError
 
 MAX_ATTEMPTS = 200
+FORMATS = ("a2d", "ytvos", "mevis", "davis")
+Format = Literal["a2d", "ytvos", "mevis", "davis"]
 
 
 @dataclass
@@ -46,15 +50,22 @@ class SyntheticSummary:
         return [(split, self.videos[split], self.sentences.get(split, 0)) for split in self.videos]
 
 
-def split_plan(num_videos: int, fmt: Literal["a2d", "ytvos"]) -> list[str]:
+def split_plan(num_videos: int, fmt: Format) -> list[str]:
     """Split name per video index: the last quarter (at least one video) is held out.
 
     A2D: "train" / "test". YTVOS: "train" / "valid" / "test", the last third of the held-out videos being
-    the competition test videos (listed in both the valid and the test meta_expressions).
+    the competition test videos (listed in both the valid and the test meta_expressions). MeViS: "train" /
+    "valid_u" / "valid" (at least two held out from 4 videos on, so both have one). DAVIS: "train" / "val".
     """
     held = max(1, num_videos // 4)
     if fmt == "a2d":
         return ["train"] * (num_videos - held) + ["test"] * held
+    if fmt == "davis":
+        return ["train"] * (num_videos - held) + ["val"] * held
+    if fmt == "mevis":
+        held = max(held, 2) if num_videos >= 4 else held
+        valid = held // 2
+        return ["train"] * (num_videos - held) + ["valid_u"] * (held - valid) + ["valid"] * valid
     test = held // 3
     return ["train"] * (num_videos - held) + ["valid"] * (held - test) + ["test"] * test
 
@@ -97,7 +108,7 @@ def generate_synthetic(
     out: Path,
     num_videos: int,
     seed: int,
-    fmt: Literal["a2d", "ytvos"],
+    fmt: Format,
     frames_per_video: int = 24,
     size: tuple[int, int] = (120, 160),
     difficulty: str = "basic",
@@ -111,7 +122,8 @@ def generate_synthetic(
     _check_arguments(num_videos, fmt, frames_per_video, size, difficulty)
     out = Path(out)
     splits = split_plan(num_videos, fmt)
-    writer = A2dWriter(out) if fmt == "a2d" else YtvosWriter(out)
+    writers = {"a2d": A2dWriter, "ytvos": YtvosWriter, "davis": DavisWriter}
+    writer = MevisWriter(out, seed) if fmt == "mevis" else writers[fmt](out)
     summary = SyntheticSummary(fmt=fmt, root=out)
     for split in writer.splits:
         summary.videos[split], summary.sentences[split] = 0, 0
@@ -126,14 +138,14 @@ def generate_synthetic(
             sentences_per_object(fmt, split),
             difficulty,
         )
-        writer.add(clip, split)
+        added = writer.add(clip, split)  # the MeViS and DAVIS writers count their own expressions
         summary.videos[split] += 1
-        summary.sentences[split] += len(clip.referrals)
+        summary.sentences[split] += len(clip.referrals) if added is None else added
     writer.finish()
     return summary
 
 
-def sentences_per_object(fmt: Literal["a2d", "ytvos"], split: str) -> int:
+def sentences_per_object(fmt: Format, split: str) -> int:
     """The most sentences an object gets: one in the A2D test split, whose COCO ground truth allows a
     single query per (video, instance); two elsewhere."""
     return 1 if fmt == "a2d" and split == "test" else 2
@@ -145,8 +157,8 @@ def _check_arguments(
     """Raise RvosError for arguments the generator cannot honour."""
     if difficulty not in DIFFICULTIES:
         raise RvosError(f"unknown difficulty {difficulty!r}; expected one of {', '.join(DIFFICULTIES)}")
-    if fmt not in ("a2d", "ytvos"):
-        raise RvosError(f"unknown synthetic format {fmt!r}; expected 'a2d' or 'ytvos'")
+    if fmt not in FORMATS:
+        raise RvosError(f"unknown synthetic format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if num_videos < 2:
         raise RvosError(f"num_videos must be at least 2 (a train and a held-out video), got {num_videos}")
     if frames_per_video < A2D_ANNOTATION_STRIDE:

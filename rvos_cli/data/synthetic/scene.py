@@ -73,9 +73,7 @@ class Track:
     radius: float
 
 
-def draw_track(
-    rng: np.random.Generator, obj: SyntheticObject, frames: int, height: int, width: int
-) -> Track:
+def draw_track(rng: np.random.Generator, obj: SyntheticObject, frames: int, height: int, width: int) -> Track:
     """A straight constant-speed path; a moving object stays inside, enters or leaves the frame."""
     radius = RADIUS[obj.size] * min(height, width)
     if obj.direction == "static":
