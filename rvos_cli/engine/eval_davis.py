@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from rvos_cli.core.inference import merge_object_masks
 from rvos_cli.core.metrics.davis import TASKS, aggregate_objects, evaluate_sequence, mean_of_runs
+from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.davis import (
     ANNOTATIONS,
     IMAGE_SETS,
@@ -37,7 +38,6 @@ from rvos_cli.data.davis import (
     read_sequence_list,
 )
 from rvos_cli.data.synthetic.encode import ytvos_palette
-from rvos_cli.data.transforms import normalize_text
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import write_bytes_atomic
 
@@ -75,7 +75,7 @@ def predict_davis(
             objects = entry["objects"]
             ids = [obj["obj_id"] for obj in objects]
             sentences = [
-                normalize_text(obj["expressions"][k]) for k in range(len(RUN_NAMES)) for obj in objects
+                normalize_sentence(obj["expressions"][k]) for k in range(len(RUN_NAMES)) for obj in objects
             ]
             frames = _frames_of(root, entry["sequence"], entry["frames"])
             for result in predictor.stream(frames, sentences):

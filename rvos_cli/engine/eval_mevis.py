@@ -25,8 +25,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from rvos_cli.core.metrics.mevis import ExpressionScore, aggregate_mevis, score_expression, union_gt_masks
+from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.mevis import IMAGES, load_index, load_video_tracks, read_gt_split
-from rvos_cli.data.transforms import normalize_text
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_path, write_bytes_atomic
 
@@ -65,7 +65,7 @@ def predict_mevis(
         bar = tqdm(total=total, desc="predict", unit="expr", file=sys.stderr, disable=not progress)
         for entry in videos:
             expressions = entry["expressions"]
-            sentences = [normalize_text(e["exp"]) for e in expressions]
+            sentences = [normalize_sentence(e["exp"]) for e in expressions]
             frames = _frames_of(root, split, entry["video"], entry["frames"])
             for result in predictor.stream(frames, sentences):
                 name = entry["frames"][result.index]
