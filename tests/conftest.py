@@ -9,8 +9,9 @@ asset fail, so CI can never skip silently.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -98,3 +99,28 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     prepare_a2d(root, root / "rvos_prepared")
     return root
+
+
+class EngineCalledError(Exception):
+    """Raised by an engine function patched with `capture_engine`, after recording its arguments."""
+
+
+@pytest.fixture
+def capture_engine(monkeypatch: pytest.MonkeyPatch) -> Callable[[object, str], dict[str, Any]]:
+    """Patch `owner.name` with a recorder for CLI plumbing tests; returns the dict it fills.
+
+    The recorder stores its positional arguments under "args" and its keyword arguments by name, then
+    raises `EngineCalledError`, so a command stops right there (CliRunner keeps it as `result.exception`).
+    """
+
+    def patch(owner: object, name: str) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            seen.update(kwargs, args=args)
+            raise EngineCalledError(name)
+
+        monkeypatch.setattr(owner, name, record)
+        return seen
+
+    return patch

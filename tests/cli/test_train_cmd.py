@@ -3,6 +3,7 @@ non-finite loss (exit 1) and Ctrl-C (checkpoint, exit 130)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -67,6 +68,36 @@ def test_a_config_file_is_read(tmp_path: Path) -> None:
     config = resolve_train_config(None, path, None, [], {})
     tiny = get_preset("tiny")
     assert (config.preset, config.train.epochs, config.model) == ("tiny", 3, tiny.model)
+
+
+def test_shorthand_flags_and_options_reach_the_training_engine(
+    data_root: Path, tmp_path: Path, capture_engine
+) -> None:
+    seen = capture_engine(trainer_module, "train")
+    result = runner.invoke(
+        app,
+        [
+            "train", "--preset", "tiny", "--data", str(data_root), "--window", "3", "--batch-size", "5",
+            "--seed", "17", "--amp", "--epochs", "4", "--set", "train.lr=0.002", "--out", str(tmp_path / "r"),
+            "--max-steps", "9", "--no-eval", "--no-progress",
+        ],
+    )  # fmt: skip
+    assert "args" in seen, result.output  # the command reached the engine
+    config, data = seen["args"]
+    assert config.preset == "tiny" and config.model == get_preset("tiny").model
+    train = config.train
+    assert (train.window, train.batch_size, train.seed, train.amp, train.epochs, train.lr) == (
+        3, 5, 17, True, 4, 0.002,
+    )  # fmt: skip
+    assert data == data_root and seen["run_dir"] == tmp_path / "r"
+    assert (seen["max_steps"], seen["evaluate"], seen["show_progress"]) == (9, False, False)
+
+
+def test_without_flags_the_preset_values_reach_the_training_engine(data_root: Path, capture_engine) -> None:
+    seen = capture_engine(trainer_module, "train")
+    result = runner.invoke(app, ["train", "--preset", "tiny", "--data", str(data_root), "--no-amp"])
+    assert "args" in seen, result.output  # the command reached the engine
+    assert seen["args"][0].train == dataclasses.replace(get_preset("tiny").train, amp=False)
 
 
 # ------------------------------------------------------------------------------------------ errors
