@@ -9,7 +9,8 @@ import pytest
 import torch
 from dataset_builders import MEVIS_H, MEVIS_W, make_mevis
 
-from rvos_cli.data.mevis import MevisTrainDataset, load_index, load_video_tracks, prepare_mevis
+from rvos_cli.data.mevis import load_index, load_video_tracks, prepare_mevis
+from rvos_cli.data.mevis_dataset import MevisTrainDataset
 from rvos_cli.data.transforms import VideoTransforms
 from rvos_cli.errors import RvosError
 
