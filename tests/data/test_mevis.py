@@ -129,3 +129,28 @@ def test_no_split_and_bad_json_name_the_file(tmp_path: Path) -> None:
         RvosError, match=r"valid_u/mask_dict.json:1:2: MeViS mask_dict.json is not valid JSON"
     ):
         prepare_mevis(root, tmp_path / "out")
+
+
+def test_a_collated_mevis_batch_trains_the_tiny_model(tmp_path: Path, tiny_model, tiny_tokenizer) -> None:
+    from rvos_cli.core.losses import SetCriterion
+    from rvos_cli.core.matcher import HungarianMatcher
+    from rvos_cli.data.collate import collate
+
+    root = make_mevis(tmp_path / "mevis")
+    prepare_mevis(root, tmp_path / "out", window=2)
+    dataset = MevisTrainDataset(tmp_path / "out", root, 2, VideoTransforms(16, 20, horizontal_flip=False))
+    # A multi-object window and a no-target window in one batch.
+    picks = [i for i, s in enumerate(dataset.samples) if s[2]["exp_id"] in ("1", "2") and s[1] == [0, 1]]
+    batch = collate([dataset[i] for i in picks])
+    text = tiny_tokenizer(batch["texts"])
+    outputs = tiny_model(
+        batch["frames"],
+        batch["padding_mask"],
+        text["input_ids"],
+        text["attention_mask"],
+        batch["valid_indices"],
+    )
+    losses, total = SetCriterion(HungarianMatcher())(outputs, batch["targets"])
+    total.backward()
+    assert torch.isfinite(total) and set(losses) >= {"loss_is_referred", "loss_dice", "loss_sigmoid_focal"}
+    assert all(p.grad is not None for p in tiny_model.parameters() if p.requires_grad)
