@@ -16,7 +16,6 @@ import io
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from rvos_cli.data.davis import (
     read_label_png,
     read_sequence_list,
 )
+from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.synthetic.encode import ytvos_palette
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import write_bytes_atomic
@@ -49,13 +49,6 @@ def label_png_bytes(labels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _frames_of(root: Path, sequence: str, frames: list[str]) -> Iterator[np.ndarray]:
-    """The RGB frames of a sequence, uint8 `[H, W, 3]` each, in order (one at a time)."""
-    for frame in frames:
-        with Image.open(Path(root) / IMAGES / sequence / f"{frame}.jpg") as image:
-            yield np.asarray(image.convert("RGB"))
 
 
 def predict_davis(
@@ -77,7 +70,8 @@ def predict_davis(
             sentences = [
                 normalize_sentence(obj["expressions"][k]) for k in range(len(RUN_NAMES)) for obj in objects
             ]
-            frames = _frames_of(root, entry["sequence"], entry["frames"])
+            folder = Path(root) / IMAGES / entry["sequence"]
+            frames = FrameFiles([folder / f"{name}.jpg" for name in entry["frames"]])
             for result in predictor.stream(frames, sentences):
                 name = entry["frames"][result.index]
                 for k, run in enumerate(RUN_NAMES):

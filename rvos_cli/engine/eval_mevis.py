@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from rvos_cli.core.metrics.mevis import ExpressionScore, aggregate_mevis, score_expression, union_gt_masks
 from rvos_cli.core.model.text_encoder import normalize_sentence
+from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.mevis import IMAGES, load_index, load_video_tracks, read_gt_split
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_path, write_bytes_atomic
@@ -39,13 +40,6 @@ def png_bytes(mask: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _frames_of(root: Path, split: str, video: str, frames: list[str]) -> Iterator[np.ndarray]:
-    """The RGB frames of a video, uint8 `[H, W, 3]` each, in listed order (one at a time)."""
-    for frame in frames:
-        with Image.open(Path(root) / IMAGES.format(split=split) / video / f"{frame}.jpg") as image:
-            yield np.asarray(image.convert("RGB"))
 
 
 def predict_mevis(
@@ -66,7 +60,8 @@ def predict_mevis(
         for entry in videos:
             expressions = entry["expressions"]
             sentences = [normalize_sentence(e["exp"]) for e in expressions]
-            frames = _frames_of(root, split, entry["video"], entry["frames"])
+            folder = Path(root) / IMAGES.format(split=split) / entry["video"]
+            frames = FrameFiles([folder / f"{name}.jpg" for name in entry["frames"]])
             for result in predictor.stream(frames, sentences):
                 name = entry["frames"][result.index]
                 for expression, mask in zip(expressions, result.masks, strict=True):
