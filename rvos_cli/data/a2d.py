@@ -20,7 +20,7 @@ Prepared (out):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -196,6 +196,15 @@ def _cache_clip(mp4: Path, cache: Path | None) -> tuple[tuple[int, int, int], bo
     return frames.shape[:3], True
 
 
+@dataclass
+class _A2dOutputs:
+    """What the per-video pass collects: samples per query row (by CSV line), test GT per image, sizes."""
+
+    row_samples: dict[int, list[list]] = field(default_factory=dict)
+    gt_by_image: dict[str, tuple[dict, dict]] = field(default_factory=dict)
+    videos: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
 def prepare_a2d(root: Path, out: Path, skip_bad: bool = False, cache_frames: bool = True) -> PrepareSummary:
     """Prepare A2D-Sentences found at `root` into `out`; see the module docstring for both layouts.
 
@@ -219,49 +228,66 @@ def prepare_a2d(root: Path, out: Path, skip_bad: bool = False, cache_frames: boo
     rows_by_video: dict[str, list[_QueryRow]] = {}
     for row in rows:
         rows_by_video.setdefault(row.video_id, []).append(row)
-    row_samples: dict[int, list[list]] = {}
-    gt_by_image: dict[str, tuple[dict, dict]] = {}
-    videos: dict[str, dict[str, int]] = {}
+    collected = _A2dOutputs()
     for video_id in tqdm(sorted(rows_by_video), desc="a2d clips", unit="clip", leave=False):
-        try:
-            annotations = _read_video_annotations(root / INSTANCES / video_id)
-            mp4 = root / CLIPS / f"{video_id}.mp4"
-            cache = out / "frames" / f"{video_id}.npy" if cache_frames else None
-            (num_frames, height, width), written = _cache_clip(mp4, cache)
-        except RvosError as error:
-            bad.report_error(error)
-            continue
-        if cache_frames:
-            summary.frames_written += int(written)
-            summary.frames_reused += int(not written)
-        mismatched = [f for f, a in annotations.items() if a.masks.shape[1:] != (height, width)]
-        if mismatched:
-            where = root / INSTANCES / video_id / f"{mismatched[0]:05d}.h5"
-            size = list(annotations[mismatched[0]].masks.shape[1:])
-            bad.report(where, f"mask size {size} differs from the video's [{height}, {width}] ({mp4.name})")
-            continue
-        kept = _video_samples(root, video_id, splits[video_id], rows_by_video[video_id], annotations, bad)
-        for row, samples in kept:
-            row_samples[row.line] = samples
-            if splits[video_id] == "test":
-                for sample in samples:
-                    image_id, gt = _coco_entry(sample, annotations[sample[2]])
-                    gt_by_image[image_id] = gt
-        if kept:
-            videos[video_id] = {"num_frames": num_frames, "height": height, "width": width}
+        cache = out / "frames" / f"{video_id}.npy" if cache_frames else None
+        video_rows = rows_by_video[video_id]
+        _collect_video(root, video_id, splits[video_id], video_rows, cache, bad, summary, collected)
 
-    samples = {"train": [], "test": []}
+    samples: dict[str, list[list]] = {"train": [], "test": []}
     for row in rows:
-        if row.line in row_samples:
-            samples[splits[row.video_id]].extend(row_samples[row.line])
+        if row.line in collected.row_samples:
+            samples[splits[row.video_id]].extend(collected.row_samples[row.line])
     write_json_atomic(out / "samples_train.json", samples["train"], indent=None)
     write_json_atomic(out / "samples_test.json", samples["test"], indent=None)
-    write_json_atomic(out / "coco_gt_test.json", _coco_gt(samples["test"], gt_by_image), indent=None)
-    write_json_atomic(out / "videos.json", videos, indent=None)
-    summary.videos = len(videos)
+    coco_gt = _coco_gt(samples["test"], collected.gt_by_image)
+    write_json_atomic(out / "coco_gt_test.json", coco_gt, indent=None)
+    write_json_atomic(out / "videos.json", collected.videos, indent=None)
+    summary.videos = len(collected.videos)
     summary.samples = {split: len(items) for split, items in samples.items()}
     summary.skipped = bad.skipped
     return summary
+
+
+def _collect_video(
+    root: Path,
+    video_id: str,
+    split: str,
+    rows: list[_QueryRow],
+    cache: Path | None,
+    bad: BadInput,
+    summary: PrepareSummary,
+    collected: _A2dOutputs,
+) -> None:
+    """Decode (and cache) one clip, check its masks' size, and add its samples and test GT to `collected`.
+
+    Bad input is reported to `bad` (the video is then left out); frame-cache counts go to `summary`.
+    """
+    try:
+        annotations = _read_video_annotations(root / INSTANCES / video_id)
+        mp4 = root / CLIPS / f"{video_id}.mp4"
+        (num_frames, height, width), written = _cache_clip(mp4, cache)
+    except RvosError as error:
+        bad.report_error(error)
+        return
+    if cache is not None:
+        summary.frames_written += int(written)
+        summary.frames_reused += int(not written)
+    mismatched = [f for f, a in annotations.items() if a.masks.shape[1:] != (height, width)]
+    if mismatched:
+        where = root / INSTANCES / video_id / f"{mismatched[0]:05d}.h5"
+        size = list(annotations[mismatched[0]].masks.shape[1:])
+        bad.report(where, f"mask size {size} differs from the video's [{height}, {width}] ({mp4.name})")
+        return
+    kept = _video_samples(root, video_id, split, rows, annotations, bad)
+    for row, samples in kept:
+        collected.row_samples[row.line] = samples
+        if split == "test":
+            for sample in samples:
+                image_id, gt = _coco_entry(sample, annotations[sample[2]])
+                collected.gt_by_image[image_id] = gt
+    if kept:
+        collected.videos[video_id] = {"num_frames": num_frames, "height": height, "width": width}
 
 
 def _video_samples(

@@ -114,7 +114,8 @@ def prepare_jhmdb(
     """
     root, out = Path(root), Path(out)
     require_paths(root, [IMAGES, MASKS, ANNOTATIONS], "JHMDB-Sentences")
-    fixed = _read_fixed_frames(Path(samples_metadata)) if samples_metadata is not None else None
+    listing = Path(samples_metadata) if samples_metadata is not None else None
+    fixed = (listing, _read_fixed_frames(listing)) if listing is not None else None
     bad = BadInput(skip_bad)
     actions = _video_actions(root / IMAGES)
     rng = random.Random(seed)
@@ -127,19 +128,12 @@ def prepare_jhmdb(
     seen: dict[str, int] = {}
     for line, row in tqdm(list(rows), desc="jhmdb videos", unit="video", leave=False):
         where = f"{root / ANNOTATIONS}:{line}"
-        if len(row) != len(ANNOTATION_HEADER):
-            bad.report(where, f"expected 2 columns (video_id,query), got {len(row)}")
+        parsed = _parse_row(where, row, seen, actions, bad)
+        if parsed is None:
             continue
-        video_id, query = row[0].strip(), normalize_sentence(row[1])
-        if video_id in seen:
-            bad.report(where, f"video {video_id} already has a query on line {seen[video_id]}")
-            continue
-        if video_id not in actions:
-            bad.report(where, f"video {video_id} has no folder {IMAGES}/<action>/{video_id}")
-            continue
-        action = actions[video_id]
-        frame_dir = Path(IMAGES) / action / video_id
-        mask_rel = Path(MASKS) / action / video_id / "puppet_mask.mat"
+        video_id, query = parsed
+        frame_dir = Path(IMAGES) / actions[video_id] / video_id
+        mask_rel = Path(MASKS) / actions[video_id] / video_id / "puppet_mask.mat"
         try:
             masks = read_part_mask(root / mask_rel)  # [H, W, T]
             frame_paths = sorted((root / frame_dir).glob("*.png"))[: masks.shape[2]]
@@ -149,15 +143,11 @@ def prepare_jhmdb(
             continue
         total = len(frame_paths)
         if fixed is not None:
-            chosen = fixed.get(video_id)
-            if chosen is None or not all(1 <= c <= total for c in chosen):
-                bad.report(samples_metadata, f"no valid frames listed for video {video_id} (it has {total})")
-                continue
-        elif total < FRAMES_PER_VIDEO:
-            bad.report(root / frame_dir, f"only {total} frames have a puppet mask, need {FRAMES_PER_VIDEO}")
-            continue
+            chosen = _listed_frames(*fixed, video_id, total, bad)
         else:
-            chosen = sorted(rng.sample(range(1, total + 1), FRAMES_PER_VIDEO))
+            chosen = _drawn_frames(rng, total, root / frame_dir, bad)
+        if chosen is None:
+            continue
         seen[video_id] = line
         for frame in chosen:
             frame_rel = (frame_dir / f"{frame:05d}.png").as_posix()
@@ -169,6 +159,43 @@ def prepare_jhmdb(
     return PrepareSummary(
         dataset="jhmdb", out=out, videos=len(seen), samples={"test": len(samples)}, skipped=bad.skipped
     )
+
+
+def _parse_row(
+    where: str, row: list[str], seen: dict[str, int], actions: dict[str, str], bad: BadInput
+) -> tuple[str, str] | None:
+    """(video_id, normalised query) of an annotation row, or None after reporting a bad row to `bad`."""
+    if len(row) != len(ANNOTATION_HEADER):
+        bad.report(where, f"expected 2 columns (video_id,query), got {len(row)}")
+        return None
+    video_id, query = row[0].strip(), normalize_sentence(row[1])
+    if video_id in seen:
+        bad.report(where, f"video {video_id} already has a query on line {seen[video_id]}")
+        return None
+    if video_id not in actions:
+        bad.report(where, f"video {video_id} has no folder {IMAGES}/<action>/{video_id}")
+        return None
+    return video_id, query
+
+
+def _listed_frames(
+    listing: Path, fixed: dict[str, list[int]], video_id: str, total: int, bad: BadInput
+) -> list[int] | None:
+    """The frames the samples metadata `listing` (read into `fixed`) names for a video of `total` masked
+    frames, or None after reporting a video it does not list correctly."""
+    chosen = fixed.get(video_id)
+    if chosen is None or not all(1 <= c <= total for c in chosen):
+        bad.report(listing, f"no valid frames listed for video {video_id} (it has {total})")
+        return None
+    return chosen
+
+
+def _drawn_frames(rng: random.Random, total: int, frame_dir: Path, bad: BadInput) -> list[int] | None:
+    """`FRAMES_PER_VIDEO` distinct 1-based frames drawn with `rng`, sorted; None if the video is too short."""
+    if total < FRAMES_PER_VIDEO:
+        bad.report(frame_dir, f"only {total} frames have a puppet mask, need {FRAMES_PER_VIDEO}")
+        return None
+    return sorted(rng.sample(range(1, total + 1), FRAMES_PER_VIDEO))
 
 
 def _image_id(video_id: str, frame: int) -> str:

@@ -151,32 +151,9 @@ def prepare_ytvos(root: Path, out: Path, window: int, skip_bad: bool = False) ->
     train_samples: list[list] = []
     train_videos = 0
     for video_id, data in tqdm(train_meta.items(), desc="ytvos train videos", unit="video", leave=False):
-        frames = sorted(data["frames"])
-        if not frames:
-            bad.report(root / metas["train"], f"video {video_id} lists no frames")
-            continue
-        try:
-            objects = _frame_objects(root, out, video_id, frames)
-        except RvosError as error:
-            bad.report_error(error)
-            continue
-        present = set().union(*objects.values())
-        before = len(train_samples)
-        for exp_id, expression in data["expressions"].items():
-            obj_id = _obj_id(expression.get("obj_id"))
-            if obj_id is None or obj_id not in present:
-                where = root / metas["train"]
-                bad.report(
-                    where,
-                    f"video {video_id} expression {exp_id}: obj_id {expression.get('obj_id')!r} "
-                    f"is in no annotation of {MASKS.format(split='train')}/{video_id}",
-                )
-                continue
-            entry = {"exp": expression["exp"], "obj_id": str(expression["obj_id"]), "exp_id": str(exp_id)}
-            for frames_window in train_windows(frames, window):
-                if any(obj_id in objects[frame] for frame in frames_window):
-                    train_samples.append([video_id, frames_window, entry])
-        train_videos += int(len(train_samples) > before)
+        video_samples = _train_samples(root, out, metas["train"], video_id, data, window, bad)
+        train_samples += video_samples
+        train_videos += int(bool(video_samples))
 
     valid_samples = _valid_samples(root, valid_meta, test_ids, bad)
     write_json_atomic(out / f"samples_train_w{window}.json", train_samples, indent=None)
@@ -188,6 +165,42 @@ def prepare_ytvos(root: Path, out: Path, window: int, skip_bad: bool = False) ->
         samples={"train": len(train_samples), "valid": len(valid_samples)},
         skipped=bad.skipped,
     )
+
+
+def _train_samples(
+    root: Path, out: Path, meta_rel: str, video_id: str, data: dict, window: int, bad: BadInput
+) -> list[list]:
+    """The training samples `[video_id, frame window, entry]` of one train video, meta order.
+
+    Each expression × window (`train_windows` of the sorted frames) is a sample if its obj_id appears in
+    at least one frame of the window. Bad input (no frames, unreadable masks, an obj_id in no frame) is
+    reported to `bad` and left out.
+    """
+    frames = sorted(data["frames"])
+    if not frames:
+        bad.report(root / meta_rel, f"video {video_id} lists no frames")
+        return []
+    try:
+        objects = _frame_objects(root, out, video_id, frames)
+    except RvosError as error:
+        bad.report_error(error)
+        return []
+    present = set().union(*objects.values())
+    samples = []
+    for exp_id, expression in data["expressions"].items():
+        obj_id = _obj_id(expression.get("obj_id"))
+        if obj_id is None or obj_id not in present:
+            bad.report(
+                root / meta_rel,
+                f"video {video_id} expression {exp_id}: obj_id {expression.get('obj_id')!r} "
+                f"is in no annotation of {MASKS.format(split='train')}/{video_id}",
+            )
+            continue
+        entry = {"exp": expression["exp"], "obj_id": str(expression["obj_id"]), "exp_id": str(exp_id)}
+        for frames_window in train_windows(frames, window):
+            if any(obj_id in objects[frame] for frame in frames_window):
+                samples.append([video_id, frames_window, entry])
+    return samples
 
 
 def _valid_samples(root: Path, meta: dict[str, dict], test_ids: set[str], bad: BadInput) -> list[list]:
