@@ -1,12 +1,14 @@
-"""`rvos eval a2d|jhmdb|ytvos`: evaluate a checkpoint on prepared data, or score existing predictions.
+"""`rvos eval a2d|jhmdb|ytvos|mevis|davis`: evaluate a checkpoint on prepared data, or score predictions.
 
 With a model (`--data DIR --checkpoint CKPT`):
   a2d / jhmdb  every test sample's Nq masks and P(referred) scores → mAP, AP50, AP75, AP by area (COCO,
                useCats 0), P@0.5…0.9, overall and mean IoU;
   ytvos        the submission (`Annotations/<video>/<exp>/<frame>.png` and `submission.zip` in `--out`),
-               plus J, F, J&F when the valid split has local ground truth (synthetic or held-out data).
+               plus J, F, J&F when the valid split has local ground truth (synthetic or held-out data);
+  mevis        J, F, J&F on valid_u, overall and per expression kind, or the valid submission zip;
+  davis        the four Ref-DAVIS17 runs (DAVIS 2017 Mean/Recall/Decay) and their mean J&F.
 Without a model: `--predictions PRED.json --coco-gt GT.json` (a2d / jhmdb) or `--predictions DIR
---gt-root DIR` (ytvos).
+--gt-root DIR` (ytvos, mevis, davis). mevis and davis run through `engine.eval_benchmark`.
 
 The table on stdout prints values ×100 with two decimals, as papers do. `--json OUT` holds the same
 metrics as fractions in [0, 1]; an AP area range without any ground truth (pycocotools: −1) is JSON null
@@ -40,6 +42,22 @@ class EvalDataset(str, Enum):
     a2d = "a2d"
     jhmdb = "jhmdb"
     ytvos = "ytvos"
+    mevis = "mevis"
+    davis = "davis"
+
+
+class DavisTask(str, Enum):
+    """The DAVIS 2017 protocols: unsupervised (the published Ref-DAVIS17 tables) or semi-supervised."""
+
+    unsupervised = "unsupervised"
+    semi_supervised = "semi-supervised"
+
+
+class Select(str, Enum):
+    """How sequences become a sentence's mask: the TSVS best one, or all above --score-threshold."""
+
+    top1 = "top1"
+    threshold = "threshold"
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
 @user_errors_exit_2
 def eval_command(
-    dataset: Annotated[EvalDataset, typer.Argument(help="Benchmark: a2d, jhmdb or ytvos.")],
+    dataset: Annotated[EvalDataset, typer.Argument(help="Benchmark: a2d, jhmdb, ytvos, mevis or davis.")],
     data: Annotated[
         Path | None,
         typer.Option("--data", help="Dataset root (as downloaded), prepared with `rvos prepare`."),
@@ -81,12 +99,18 @@ def eval_command(
         typer.Option(
             "--max-frames",
             min=1,
-            help="ytvos: longest video in one pass; longer ones go in linked windows (default: no limit).",
+            help="ytvos: longest video in one pass; longer ones go in linked windows (default: no limit); "
+            "mevis/davis: window size (default 24, overlap 6).",
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="a2d/jhmdb: clips per batch.")] = 1,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-    split: Annotated[str | None, typer.Option("--split", help="ytvos: the split to predict (valid).")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split", help="ytvos: valid; mevis: valid_u (local J&F, default) or valid (submission zip)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -101,8 +125,8 @@ def eval_command(
         Path | None,
         typer.Option(
             "--predictions",
-            help="Score these predictions without a model: COCO results JSON (a2d/jhmdb) or a folder "
-            "<video>/<exp>/<frame>.png (ytvos).",
+            help="Score these predictions without a model: COCO results JSON (a2d/jhmdb), a folder "
+            "<video>/<exp>/<frame>.png (ytvos, mevis) or anno_0..anno_3/<sequence>/<frame>.png (davis).",
         ),
     ] = None,
     coco_gt: Annotated[
@@ -112,7 +136,30 @@ def eval_command(
         Path | None,
         typer.Option(
             "--gt-root",
-            help="ytvos scoring: folder with Annotations/<video>/<frame>.png and meta_expressions.json.",
+            help="ytvos scoring: folder with Annotations/<video>/<frame>.png and meta_expressions.json; "
+            "mevis: the valid_u folder (or the MeViS root); davis: the download root (DAVIS/...).",
+        ),
+    ] = None,
+    select: Annotated[
+        Select | None,
+        typer.Option(
+            "--select",
+            help="mevis: top1 (one object per sentence) or threshold (every sequence whose TSVS score "
+            "exceeds --score-threshold, none → empty masks; the default for mevis).",
+        ),
+    ] = None,
+    score_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--score-threshold", min=0.0, max=1.0, help="mevis --select threshold: τ (default 0.5)."
+        ),
+    ] = None,
+    davis_task: Annotated[
+        DavisTask | None,
+        typer.Option(
+            "--davis-task",
+            help="davis: unsupervised (default; the published tables: all frames, Hungarian association, "
+            "void excluded) or semi-supervised (ids fixed, first and last frames dropped).",
         ),
     ] = None,
     json_out: Annotated[
@@ -120,9 +167,24 @@ def eval_command(
     ] = None,
     trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
-    """Evaluate a checkpoint on A2D-/JHMDB-Sentences or Ref-YouTube-VOS, or score existing predictions."""
+    """Evaluate a checkpoint on A2D-/JHMDB-Sentences, Ref-YouTube-VOS, MeViS or Ref-DAVIS17, or score
+    existing predictions."""
     if json_out is not None and not json_out.parent.is_dir():
         raise RvosError(f"{json_out}: its folder {json_out.parent} does not exist")
+    benchmark_options = {"--select": select, "--score-threshold": score_threshold, "--davis-task": davis_task}
+    if dataset.value in ("mevis", "davis"):
+        given = {
+            "--data": data, "--prepared": prepared, "--checkpoint": checkpoint, "--preset": preset,
+            "--text-encoder": text_encoder, "--window": window, "--max-frames": max_frames, "--split": split,
+            "--out": out, "--predictions-out": predictions_out, "--predictions": predictions,
+            "--coco-gt": coco_gt, "--gt-root": gt_root,
+            **{option: getattr(value, "value", value) for option, value in benchmark_options.items()},
+        }  # fmt: skip
+        _run_benchmark(dataset.value, given, parse_device(device), trust_checkpoint, json_out)
+        return
+    for option, value in benchmark_options.items():
+        if value is not None:
+            raise RvosError(f"{option} applies to `rvos eval mevis` / `rvos eval davis` only")
     request = EvalRequest(
         dataset.value,
         data=data,
@@ -160,6 +222,30 @@ def eval_command(
 
         write_json_atomic(json_out, result.metrics)
         err_console.print(f"metrics written to {json_out}")
+
+
+def _run_benchmark(
+    name: str, given: dict[str, object], device: str, trust_checkpoint: bool, json_out: Path | None
+) -> None:
+    """`rvos eval mevis|davis`: run, print the table (or where the submission is), write --json."""
+    from rvos_cli.cli.eval_benchmarks import davis_table, mevis_table
+    from rvos_cli.core.checkpoints import trusted_checkpoints
+    from rvos_cli.engine.eval_benchmark import run_benchmark
+
+    with trusted_checkpoints(trust_checkpoint):
+        outcome = run_benchmark(name, given, device)
+    for note in outcome.notes:
+        err_console.print(note, soft_wrap=True, highlight=False)
+    if "submission" in outcome.result:
+        out_console.print(f"submission: {outcome.result['submission']} (upload it to the MeViS server)")
+    else:
+        out_console.print(outcome.title, soft_wrap=True, highlight=False)
+        out_console.print(mevis_table(outcome.result) if name == "mevis" else davis_table(outcome.result))
+    if json_out is not None:
+        from rvos_cli.fileio import write_json_atomic
+
+        write_json_atomic(json_out, outcome.result)
+        err_console.print(f"results written to {json_out}")
 
 
 def metrics_table(metrics: dict[str, float | None]) -> Table:
