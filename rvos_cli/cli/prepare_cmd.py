@@ -155,12 +155,17 @@ def _report_mevis(summary) -> None:
 
 @prepare_app.command("davis")
 @user_errors_exit_2
-def prepare_davis_command(root: RootOption, out: OutOption = None, skip_bad: SkipBadOption = False) -> None:
+def prepare_davis_command(
+    root: RootOption,
+    out: OutOption = None,
+    skip_bad: SkipBadOption = False,
+    window: Annotated[int, typer.Option(help="Training window of the train samples (for fine-tuning).")] = 8,
+) -> None:
     """Ref-DAVIS17: DAVIS/ (2017 unsupervised trainval 480p, semantics JSON), davis_text_annotations/."""
     from rvos_cli.data.davis import prepare_davis
 
     root = _require_folder(root)
-    _report_davis(prepare_davis(root, out or root / PREPARED_DIRNAME, skip_bad=skip_bad))
+    _report_davis(prepare_davis(root, out or root / PREPARED_DIRNAME, skip_bad=skip_bad, window=window))
 
 
 def _report_davis(summary) -> None:
@@ -182,7 +187,9 @@ def prepare_synthetic_command(
     fmt: Annotated[SyntheticFormat, typer.Option("--format", help="On-disk layout.")] = SyntheticFormat.a2d,
     frames: Annotated[int, typer.Option("--frames", min=4, help="Frames per clip.")] = 24,
     size: Annotated[str, typer.Option(help="Frame size HEIGHTxWIDTH.")] = "120x160",
-    window: Annotated[int, typer.Option(help="Training window for the ytvos and mevis sample lists.")] = 8,
+    window: Annotated[
+        int, typer.Option(help="Training window for the ytvos, mevis and davis sample lists.")
+    ] = 8,
     prepare: Annotated[bool, typer.Option(help="Also run the matching `rvos prepare` step.")] = True,
     difficulty: Annotated[
         SyntheticDifficulty,
@@ -226,7 +233,7 @@ def prepare_synthetic_command(
         elif fmt is SyntheticFormat.davis:
             from rvos_cli.data.davis import prepare_davis
 
-            _report_davis(prepare_davis(out, out / PREPARED_DIRNAME))
+            _report_davis(prepare_davis(out, out / PREPARED_DIRNAME, window=window))
         else:
             from rvos_cli.data.ytvos import prepare_ytvos
 

@@ -15,7 +15,11 @@ full-video (ReferFormer's anno_0..anno_3).
 Prepared (out):
     davis_<split>.json   {"sequences": [{"sequence", "frames", "size": [H, W], "objects":
                           [{"obj_id", "category", "expressions": [run 0, 1, 2, 3]}]}]}
-Written atomically; the download is only read.
+    samples_train_w<window>.json   [[sequence, [frame positions], {"exp", "obj_id", "exp_id"}], ...]:
+                          each train object × expression × window where the object appears (exp_id
+                          4·n + run for the n-th object, as ReferFormer's conversion numbers them)
+Written atomically; the download is only read. The published Ref-DAVIS17 numbers come from a
+Ref-YouTube-VOS model without fine-tuning; the train samples are for those who fine-tune anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from rvos_cli.data.prepare import BadInput, SkippedItem
+from rvos_cli.data.ytvos import train_windows
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json, write_json_atomic
 
@@ -46,6 +51,7 @@ RUN_FILES = (
 RUN_NAMES = ("anno_0", "anno_1", "anno_2", "anno_3")
 SEQUENCE_TYPOS = {"clasic-car": "classic-car", "dog-scale": "dogs-scale", "motor-bike": "motorbike"}
 SPLITS = ("train", "val")
+VOID_LABEL = 255
 INDEX = "davis_{split}.json"
 LINE_FORMAT = '<sequence> <object id> "<expression>"'
 
@@ -134,7 +140,7 @@ def _sequence_frames(root: Path, sequence: str, listed_in: str) -> tuple[list[st
         size = (image.height, image.width)
     if first.shape != size:
         raise RvosError(f"{annotations / frames[0]}.png: size {first.shape} differs from its frame {size}")
-    return frames, size, int(np.where(first == 255, 0, first).max())
+    return frames, size, int(np.where(first == VOID_LABEL, 0, first).max())
 
 
 def _index_sequence(
@@ -175,15 +181,33 @@ def _check_known_sequences(runs: list[dict], known: set[str], root: Path, bad: B
             )
 
 
-def prepare_davis(root: Path, out: Path, skip_bad: bool = False) -> DavisSummary:
+def _train_samples(root: Path, entries: list[dict], window: int) -> list[list]:
+    """Training windows of the train sequences: per object, expression and window where it appears."""
+    samples = []
+    for entry in entries:
+        folder = root / ANNOTATIONS / entry["sequence"]
+        present = [set(np.unique(read_label_png(folder / f"{f}.png")).tolist()) for f in entry["frames"]]
+        for n, obj in enumerate(entry["objects"]):
+            for chunk in train_windows(list(range(len(entry["frames"]))), window):
+                if any(obj["obj_id"] in present[t] for t in chunk):
+                    for k, text in enumerate(obj["expressions"]):
+                        record = {"exp": text, "obj_id": obj["obj_id"], "exp_id": str(len(RUN_FILES) * n + k)}
+                        samples.append([entry["sequence"], chunk, record])
+    return samples
+
+
+def prepare_davis(root: Path, out: Path, skip_bad: bool = False, window: int = 8) -> DavisSummary:
     """Prepare Ref-DAVIS17 found at `root` into `out` (layouts in the module docstring).
 
     Checks the ImageSets lists, every listed sequence's frames and annotations, the semantics JSON and
     the four expression files (each decoded with its own encoding; malformed lines, duplicates, unknown
     sequences, objects without an expression in every file). Raises RvosError naming file and line or
-    key, or with `skip_bad` leaves the item out and lists it. Returns the per-split counts.
+    key, or with `skip_bad` leaves the item out and lists it. `window` is the training window of the
+    train samples. Returns the per-split counts.
     """
     root, out = Path(root), Path(out)
+    if window < 1:
+        raise RvosError(f"window size must be at least 1, got {window}")
     if not (root / "DAVIS").is_dir():
         raise RvosError(
             f"{root / 'DAVIS'}: missing (expected DAVIS-2017-Unsupervised-trainval-480p.zip unzipped)"
@@ -199,6 +223,9 @@ def prepare_davis(root: Path, out: Path, skip_bad: bool = False) -> DavisSummary
             e for s in sequences if (e := _index_sequence(root, split, s, runs, semantics, bad)) is not None
         ]
         write_json_atomic(out / INDEX.format(split=split), {"sequences": entries}, indent=None)
+        if split == "train":
+            samples = _train_samples(root, entries, window)
+            write_json_atomic(out / f"samples_train_w{window}.json", samples, indent=None)
         objects = sum(len(e["objects"]) for e in entries)
         summary.splits[split] = (len(entries), objects, objects * len(RUN_FILES))
     summary.skipped = bad.skipped

@@ -97,3 +97,19 @@ def test_missing_download_parts_are_named(tmp_path: Path) -> None:
     (root / "DAVIS/davis_semantics.json").unlink()
     with pytest.raises(RvosError, match=r"davis_semantics\.json: DAVIS semantics JSON not found"):
         prepare_davis(root, tmp_path / "out")
+
+
+def test_train_samples_and_items_refer_to_one_object(tmp_path: Path) -> None:
+    from rvos_cli.data.davis_dataset import DavisTrainDataset
+    from rvos_cli.data.transforms import VideoTransforms
+
+    root = make_davis(tmp_path / "davis")
+    prepare_davis(root, tmp_path / "out", window=2)
+    dataset = DavisTrainDataset(tmp_path / "out", root, 2, VideoTransforms(12, 16, horizontal_flip=False))
+    # dogs-scale: 2 frames, one object, one window, four expressions (exp ids 0..3).
+    assert [s[2]["exp_id"] for s in dataset.samples] == ["0", "1", "2", "3"]
+    item = dataset[2]
+    assert item["text"] == "chien" and item["frames"].shape == (2, 3, H, W)
+    target = item["targets"][0]
+    assert target["masks"].shape == (1, H, W) and int(target["referred_instance_idx"]) == 0
+    assert int(target["masks"][0].sum()) == 1 and not target["masks"][0, -1, -1]  # void is background

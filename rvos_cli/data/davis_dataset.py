@@ -1,0 +1,77 @@
+"""Ref-DAVIS17 training windows as model inputs (prepared by `rvos_cli.data.davis`): one referred object.
+
+Shape letters: T frames in the window, n objects present in it, H×W frame size, h×w resized size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rvos_cli.core.model.text_encoder import normalize_sentence
+from rvos_cli.data.davis import ANNOTATIONS, IMAGES, VOID_LABEL, load_davis_index, read_label_png
+from rvos_cli.data.frame_files import FrameFiles
+from rvos_cli.data.prepare import sample_generator
+from rvos_cli.errors import RvosError
+from rvos_cli.fileio import read_json
+
+
+class DavisTrainDataset(Dataset):
+    """Ref-DAVIS17 train windows.
+
+    Item: `frames` float `[T, 3, h, w]`, `text`, `valid_indices` 0..T-1 and `targets`, one dict per frame:
+    `masks` bool `[n, h, w]` for the objects present anywhere in the window (ascending ids, void pixels
+    counted as background, all-zero where absent), `referred_instance_idx` (scalar), `is_ref_inst_visible`,
+    `iscrowd`, `orig_size`, `size`, `image_id`.
+    """
+
+    def __init__(self, prepared: Path, root: Path, window: int, transforms: Callable, seed: int = 42) -> None:
+        path = Path(prepared) / f"samples_train_w{window}.json"
+        if not path.is_file():
+            raise RvosError(
+                f"{path}: missing; run `rvos prepare davis --root {root} --window {window}` first"
+            )
+        self.samples = read_json(path, "prepared Ref-DAVIS17 samples")
+        self.sequences = {e["sequence"]: e for e in load_davis_index(prepared, "train", root)}
+        self.root, self.transforms = Path(root), transforms
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the epoch that (with the seed and index) determines each sample's random flip."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sequence, positions, record = self.samples[index]
+        names = [self.sequences[sequence]["frames"][t] for t in positions]
+        images = FrameFiles([self.root / IMAGES / sequence / f"{name}.jpg" for name in names])
+        clip = np.stack(list(images))  # [T, H, W, 3]
+        labels = [read_label_png(self.root / ANNOTATIONS / sequence / f"{name}.png") for name in names]
+        objects = sorted(set().union(*(np.unique(frame).tolist() for frame in labels)) - {0, VOID_LABEL})
+        referred = objects.index(int(record["obj_id"]))
+        targets = []
+        for name, frame_labels in zip(names, labels, strict=True):
+            masks = torch.from_numpy(
+                np.stack([frame_labels == o for o in objects]).astype(np.uint8)
+            )  # [n, H, W]
+            size = torch.tensor(masks.shape[1:])
+            targets.append(
+                {
+                    "masks": masks,
+                    "referred_instance_idx": torch.tensor(referred),
+                    "is_ref_inst_visible": masks[referred].bool().any(),
+                    "iscrowd": torch.zeros(len(objects), dtype=torch.long),
+                    "orig_size": size,
+                    "size": size.clone(),
+                    "image_id": f"v_{sequence}_f_{name}_e_{record['exp_id']}",
+                }
+            )
+        generator = sample_generator(self.seed, self.epoch, index)
+        frames, targets, text = self.transforms(clip, targets, normalize_sentence(record["exp"]), generator)
+        return {"frames": frames, "targets": targets, "text": text, "valid_indices": list(range(len(names)))}
