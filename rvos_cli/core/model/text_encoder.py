@@ -1,7 +1,7 @@
 """Text side of MTTR (spec §2): any Hugging Face encoder through `AutoModel`, and the tokenizer helper.
 
-`from_pretrained` is called only here, and only with a local folder or a hub name the user chose; the
-tests build encoders from configs.
+`from_pretrained` is called only here, and only with a local folder or a hub name the user chose, through
+the offline-first lookup of `hub_files` (cache first, no retry loop); the tests build encoders from configs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rvos_cli.core.model.hub_files import load_offline_first
 from rvos_cli.errors import RvosError
 
 
@@ -39,9 +40,9 @@ def build_text_encoder(name: str, pretrained: bool = True) -> nn.Module:
 
     try:
         if pretrained:
-            model = AutoModel.from_pretrained(name)
+            model = load_offline_first(AutoModel.from_pretrained, name, weights=True)
         else:
-            model = AutoModel.from_config(AutoConfig.from_pretrained(name))
+            model = AutoModel.from_config(load_offline_first(AutoConfig.from_pretrained, name, weights=False))
     except (OSError, ValueError) as err:
         raise _load_error(name, err) from None
     if getattr(model, "pooler", None) is not None:
@@ -88,7 +89,7 @@ class Tokenizer:
         from transformers import AutoTokenizer
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(name)
+            self.tokenizer = load_offline_first(AutoTokenizer.from_pretrained, name, weights=False)
         except (OSError, ValueError) as err:
             raise _load_error(name, err) from None
 
