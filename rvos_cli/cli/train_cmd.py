@@ -39,7 +39,7 @@ def resolve_train_config(
     Raises RvosError when none or both of --preset/--config are given, or a value is out of range.
     """
     from rvos_cli.core.config import apply_overrides, get_preset, load_config
-    from rvos_cli.engine.trainer import resume_config
+    from rvos_cli.engine.run_dir import resume_config
 
     if preset is not None and config_file is not None:
         raise RvosError("give either --preset NAME or --config FILE, not both")
@@ -145,7 +145,7 @@ def train(
         err_console.print("[yellow]note:[/] AMP is CUDA-only; training in fp32 on the CPU", highlight=False)
 
     from rvos_cli.engine.distributed import env_dist_info
-    from rvos_cli.engine.trainer import summary
+    from rvos_cli.engine.train_result import summary
     from rvos_cli.engine.trainer import train as run_training
 
     with trusted_checkpoints(trust_checkpoint):

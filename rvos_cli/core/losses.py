@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rvos_cli.core.config import LossConfig
 from rvos_cli.core.matcher import (
     HungarianMatcher,
     Targets,
@@ -165,3 +166,14 @@ class SetCriterion(nn.Module):
                 weighted[f"{name}_{i}"] = self.weight_dict[name] * value
         total = sum(weighted.values(), torch.zeros((), device=device))
         return losses, total
+
+
+def build_criterion(loss: LossConfig) -> SetCriterion:
+    """The MTTR criterion of a config: its matcher costs, loss weights and eos_coef (spec §6–7)."""
+    matcher = HungarianMatcher(cost_is_referred=loss.set_cost_is_referred, cost_dice=loss.set_cost_dice)
+    weights = {
+        "loss_is_referred": loss.is_referred_loss_coef,
+        "loss_dice": loss.dice_loss_coef,
+        "loss_sigmoid_focal": loss.sigmoid_focal_loss_coef,
+    }
+    return SetCriterion(matcher, weight_dict=weights, eos_coef=loss.eos_coef)

@@ -14,11 +14,12 @@ import torch
 import torch.multiprocessing as mp
 
 from rvos_cli.core.config import Config, apply_overrides, get_preset
+from rvos_cli.core.losses import build_criterion
 from rvos_cli.data.a2d import A2DSentencesDataset
 from rvos_cli.data.collate import collate
 from rvos_cli.data.transforms import VideoTransforms
 from rvos_cli.engine import distributed as D
-from rvos_cli.engine.trainer import build_criterion, compute_loss
+from rvos_cli.engine.recipe import compute_loss
 
 # ------------------------------------------------------------------------------------------ sampler
 

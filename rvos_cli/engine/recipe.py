@@ -1,0 +1,101 @@
+"""The paper's training recipe (spec §9): AdamW over three parameter groups, the MultiStepLR schedule, and
+the forward + losses of one batch.
+
+The criterion itself (matcher costs and loss weights) is built next to the losses, by
+`rvos_cli.core.losses.build_criterion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rvos_cli.core.config import TrainConfig
+from rvos_cli.core.losses import SetCriterion
+
+
+def param_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
+    """The spec §9 AdamW groups, chosen by parameter name among parameters that require grad.
+
+    "rest" (names with neither "backbone" nor "text_encoder") at `train.lr`, "backbone" at
+    `train.lr_backbone`, "text_encoder" at `train.text_encoder_lr` (only present when the encoder is
+    trained). Weight decay applies to every parameter, norms and biases included, as in the reference.
+    Returns the non-empty groups as optimizer dicts {"params", "lr", "name"}.
+    """
+    groups: dict[str, list[nn.Parameter]] = {"rest": [], "backbone": [], "text_encoder": []}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if "text_encoder" in name:
+            groups["text_encoder"].append(param)
+        elif "backbone" in name:
+            groups["backbone"].append(param)
+        else:
+            groups["rest"].append(param)
+    lrs = {"rest": train.lr, "backbone": train.lr_backbone, "text_encoder": train.text_encoder_lr}
+    return [{"params": params, "lr": lrs[name], "name": name} for name, params in groups.items() if params]
+
+
+def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW (betas 0.9/0.999, eps 1e-8) over `param_groups`, weight decay `train.weight_decay`."""
+    return torch.optim.AdamW(param_groups(model, train), lr=train.lr, weight_decay=train.weight_decay)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, train: TrainConfig
+) -> torch.optim.lr_scheduler.MultiStepLR:
+    """MultiStepLR(milestones, gamma), stepped once after each epoch: epoch e (from 0) trains at
+    lr · gamma^(number of milestones ≤ e)."""
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(train.lr_drop_milestones), gamma=train.lr_drop_gamma
+    )
+
+
+def to_device(batch: dict, device: str) -> dict:
+    """A copy of the collated `batch` with its tensors (frames, padding mask, targets) on `device`;
+    strings and other entries stay as they are."""
+    non_blocking = device.startswith("cuda")
+    moved = dict(batch)
+    moved["frames"] = batch["frames"].to(device, non_blocking=non_blocking)
+    moved["padding_mask"] = batch["padding_mask"].to(device, non_blocking=non_blocking)
+    moved["targets"] = [
+        tuple(
+            {k: v.to(device) if isinstance(v, Tensor) else v for k, v in target.items()} for target in frame
+        )
+        for frame in batch["targets"]
+    ]
+    return moved
+
+
+def compute_loss(
+    model: nn.Module, criterion: SetCriterion, tokenizer: Callable, batch: dict, device: str, amp: bool
+) -> tuple[dict[str, Tensor], Tensor]:
+    """Forward one collated batch and its losses.
+
+    batch: `collate` output (frames `[T,B,3,H,W]`, padding_mask `[T,B,H,W]`, texts, valid_indices `[T']`,
+    targets). Returns ({weighted loss term: scalar}, total loss scalar); under `amp` the forward and the
+    criterion run in float16 autocast (CUDA only).
+    """
+    batch = to_device(batch, device)
+    text = {k: v.to(device) for k, v in tokenizer(batch["texts"]).items()}
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=amp):
+        outputs = model(
+            batch["frames"],
+            batch["padding_mask"],
+            text["input_ids"],
+            text["attention_mask"],
+            batch["valid_indices"],
+        )
+        losses, total = criterion(outputs, batch["targets"])
+    weighted = {name: criterion.weight_dict[_base_name(name)] * value for name, value in losses.items()}
+    return weighted, total
+
+
+def _base_name(loss_name: str) -> str:
+    """'loss_dice_1' → 'loss_dice' (aux layer suffixes share the main weight)."""
+    head, _, tail = loss_name.rpartition("_")
+    return head if tail.isdigit() else loss_name

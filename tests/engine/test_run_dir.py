@@ -1,0 +1,55 @@
+"""The run folder: which checkpoint a resume picks, the run a checkpoint belongs to, last/best links and
+pruning of old epoch files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rvos_cli.engine import run_dir as R
+from rvos_cli.errors import RvosError
+
+
+def _run_with(tmp_path: Path, *names: str) -> Path:
+    run = tmp_path / "run"
+    R.checkpoint_dir(run).mkdir(parents=True)
+    for name in names:
+        (R.checkpoint_dir(run) / name).write_bytes(name.encode())
+    return run
+
+
+def test_resume_prefers_last_then_the_newest_epoch_file(tmp_path: Path) -> None:
+    run = _run_with(tmp_path, "00.pth.tar", "03.pth.tar", "last.pth.tar")
+    assert R.resolve_resume(run) == run / "checkpoints" / "last.pth.tar"
+    (run / "checkpoints" / "last.pth.tar").unlink()
+    assert R.resolve_resume(run) == run / "checkpoints" / "03.pth.tar"
+    assert R.run_dir_of(R.resolve_resume(run)) == run and R.run_dir_of(tmp_path / "x.pth") is None
+
+
+def test_resume_without_checkpoints_names_the_folder(tmp_path: Path) -> None:
+    run = _run_with(tmp_path)
+    with pytest.raises(RvosError, match=f"--resume {run}: no checkpoint in {run / 'checkpoints'}"):
+        R.resolve_resume(run)
+    with pytest.raises(RvosError, match="holds checkpoints of an earlier run"):
+        R.refuse_earlier_run(_run_with(tmp_path / "b", "00.pth.tar"))
+
+
+def test_links_share_the_epoch_file_and_pruning_keeps_the_newest(tmp_path: Path) -> None:
+    run = _run_with(tmp_path, "00.pth.tar", "01.pth.tar", "02.pth.tar")
+    folder = R.checkpoint_dir(run)
+    R.link_or_copy(folder / "01.pth.tar", folder / "best.pth.tar")
+    R.link_or_copy(R.epoch_checkpoint(run, 2), folder / "last.pth.tar")
+    assert os.path.samefile(folder / "02.pth.tar", folder / "last.pth.tar")
+    assert R.prune_epoch_checkpoints(run, keep=1) == [folder / "00.pth.tar", folder / "01.pth.tar"]
+    assert sorted(p.name for p in folder.iterdir()) == ["02.pth.tar", "best.pth.tar", "last.pth.tar"]
+    assert (folder / "best.pth.tar").read_bytes() == b"01.pth.tar"
+
+
+def test_a_checkpoint_is_written_whole(tmp_path: Path) -> None:
+    import torch
+
+    path = R.write_checkpoint({"epoch": 3, "w": torch.ones(2)}, tmp_path / "c" / "x.pth.tar")
+    assert torch.load(path, weights_only=True)["epoch"] == 3
+    assert [p.name for p in path.parent.iterdir()] == ["x.pth.tar"]
