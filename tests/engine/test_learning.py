@@ -12,12 +12,11 @@ import pytest
 import torch
 
 from rvos_cli.core.config import get_preset
-from rvos_cli.core.losses import SetCriterion
+from rvos_cli.core.losses import SetCriterion, build_criterion
 from rvos_cli.core.model import MTTR, Tokenizer, build_model
 from rvos_cli.data.a2d import A2DSentencesDataset
 from rvos_cli.data.collate import collate
 from rvos_cli.data.transforms import VideoTransforms
-from rvos_cli.engine.trainer import build_criterion
 
 
 @pytest.fixture(scope="module")
