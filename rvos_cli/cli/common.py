@@ -1,10 +1,8 @@
-"""What every command shares: consoles, the error boundary, and option types defined once."""
+"""What every command shares: consoles and option types defined once (the error boundary is in app.py)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,8 +13,6 @@ from rvos_cli.errors import RvosError
 out_console = Console()
 err_console = Console(stderr=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 # `--trust-checkpoint`, shared by every command that reads a checkpoint.
 TrustCheckpoint = Annotated[
     bool,
@@ -26,23 +22,6 @@ TrustCheckpoint = Annotated[
         "use it only for a file from a source you trust (by default such files are refused).",
     ),
 ]
-
-
-def user_errors_exit_2(func: F) -> F:
-    """Turn an `RvosError` raised by a command into one red line on stderr and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RvosError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]")
-            raise typer.Exit(code=130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def parse_device(device: str) -> str:

@@ -29,7 +29,6 @@ from rvos_cli.cli.common import (
     err_console,
     out_console,
     parse_device,
-    user_errors_exit_2,
 )
 from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.engine.eval_run import DEFAULT_YTVOS_OUT, EvalRequest
@@ -65,7 +64,6 @@ def register(app: typer.Typer) -> None:
     app.command("eval", no_args_is_help=True)(eval_command)
 
 
-@user_errors_exit_2
 def eval_command(
     dataset: Annotated[EvalDataset, typer.Argument(help="Benchmark: a2d, jhmdb, ytvos, mevis or davis.")],
     data: Annotated[

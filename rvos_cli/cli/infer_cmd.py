@@ -16,7 +16,6 @@ from rvos_cli.cli.common import (
     err_console,
     out_console,
     parse_device,
-    user_errors_exit_2,
 )
 from rvos_cli.errors import RvosError
 
@@ -65,7 +64,6 @@ def register(app: typer.Typer) -> None:
     app.command("infer")(infer)
 
 
-@user_errors_exit_2
 def infer(
     video: Annotated[
         Path, typer.Argument(help="Video file (mp4, avi, mov, webm, mkv) or a folder of frames.")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rvos_cli.cli.common import err_console, out_console, user_errors_exit_2
+from rvos_cli.cli.common import err_console, out_console
 from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.errors import RvosError
 
@@ -75,7 +75,6 @@ def _require_folder(root: Path) -> Path:
 
 
 @prepare_app.command("a2d")
-@user_errors_exit_2
 def prepare_a2d_command(
     root: RootOption,
     out: OutOption = None,
@@ -90,7 +89,6 @@ def prepare_a2d_command(
 
 
 @prepare_app.command("jhmdb")
-@user_errors_exit_2
 def prepare_jhmdb_command(
     root: RootOption,
     out: OutOption = None,
@@ -109,7 +107,6 @@ def prepare_jhmdb_command(
 
 
 @prepare_app.command("ytvos")
-@user_errors_exit_2
 def prepare_ytvos_command(
     root: RootOption,
     out: OutOption = None,
@@ -124,7 +121,6 @@ def prepare_ytvos_command(
 
 
 @prepare_app.command("mevis")
-@user_errors_exit_2
 def prepare_mevis_command(
     root: RootOption,
     out: OutOption = None,
@@ -154,7 +150,6 @@ def _report_mevis(summary) -> None:
 
 
 @prepare_app.command("davis")
-@user_errors_exit_2
 def prepare_davis_command(
     root: RootOption,
     out: OutOption = None,
@@ -179,7 +174,6 @@ def _report_davis(summary) -> None:
 
 
 @prepare_app.command("synthetic")
-@user_errors_exit_2
 def prepare_synthetic_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset into.")],
     videos: Annotated[int, typer.Option("--videos", min=2, help="Clips (a quarter is held out).")] = 64,

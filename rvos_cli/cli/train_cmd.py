@@ -12,7 +12,6 @@ from rvos_cli.cli.common import (
     err_console,
     out_console,
     parse_device,
-    user_errors_exit_2,
 )
 from rvos_cli.core.config import Config
 from rvos_cli.errors import RvosError
@@ -71,7 +70,6 @@ def _check_ranges(config: Config) -> None:
         raise RvosError(f"train.lr_drop_gamma must be positive, got {train.lr_drop_gamma}")
 
 
-@user_errors_exit_2
 def train(
     data: Annotated[
         Path, typer.Option("--data", help="Dataset root (A2D-Sentences or Ref-YouTube-VOS layout), prepared.")

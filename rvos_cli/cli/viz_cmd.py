@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rvos_cli.cli.common import out_console, user_errors_exit_2
+from rvos_cli.cli.common import out_console
 
 viz_app = typer.Typer(
     help="Pictures: predictions next to ground truth, overlays of prediction folders, training curves.",
@@ -16,7 +16,6 @@ viz_app = typer.Typer(
 
 
 @viz_app.command("samples")
-@user_errors_exit_2
 def samples_command(
     predictions: Annotated[Path, typer.Option(help="COCO results (rvos eval --predictions-out).")],
     data: Annotated[Path, typer.Option(help="The A2D-Sentences root (prepared with rvos prepare a2d).")],
@@ -32,7 +31,6 @@ def samples_command(
 
 
 @viz_app.command("overlay")
-@user_errors_exit_2
 def overlay_command(
     frames: Annotated[Path, typer.Argument(help="A video or a folder of frames.")],
     predictions: Annotated[Path, typer.Argument(help="Folder of <expression>/<frame>.png masks.")],
@@ -46,7 +44,6 @@ def overlay_command(
 
 
 @viz_app.command("curves")
-@user_errors_exit_2
 def curves_command(
     run: Annotated[Path, typer.Argument(help="A run folder of rvos train, or its metrics.jsonl.")],
     out: Annotated[Path | None, typer.Option(help="PNG to write (default RUN/curves.png).")] = None,
