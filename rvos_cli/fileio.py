@@ -3,7 +3,8 @@
 A file under its final name is always complete: data goes to a hidden temporary file in the same folder,
 is flushed to disk, and is renamed over the final name only when everything was written. A failed write
 (a full disk, a closed pipe, a kill) leaves the previous file, if any, untouched and no temporary file
-behind (a SIGKILL can leave a hidden `.NAME.PID.tmp`, never a half-written NAME). Write errors become one
+behind (a SIGKILL can leave a hidden `.NAME.PID.tmp`, never a half-written NAME). A folder of outputs
+(`atomic_dir`) is filled under a hidden staging name and swapped in whole. Write errors become one
 `RvosError` naming the path.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +23,7 @@ from rvos_cli.errors import RvosError
 
 # Results are meant to be shared; mkstemp-style 0600 files surprise users on shared machines.
 FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 def temp_path_for(path: Path) -> Path:
@@ -66,6 +70,40 @@ def atomic_open(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
         with open(temp, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """Yield an empty hidden staging folder beside `path`; on success it replaces the folder `path` whole.
+
+    The caller fills the staging folder (with any writer). When the block ends without an exception an
+    earlier `path` is moved aside, the staging folder takes its name and the old one is deleted, so a
+    reader sees the old folder or the complete new one. On an exception the staging folder is removed
+    and `path` is untouched; an `OSError` becomes an `RvosError` naming `path`. Yields the staging `Path`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as error:
+        raise write_error(path, error) from error
+    try:
+        yield stage
+        os.chmod(stage, DIR_MODE)
+        retired = path.with_name(f".{path.name}.{os.getpid()}.old")
+        if path.exists():
+            path.rename(retired)  # a rename cannot replace a non-empty folder: move the old one aside
+        try:
+            stage.rename(path)
+        except OSError:
+            if retired.exists():
+                retired.rename(path)
+            raise
+        shutil.rmtree(retired, ignore_errors=True)
+    except OSError as error:
+        raise write_error(path, error) from error
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> Path:

@@ -12,6 +12,7 @@ import pytest
 
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import (
+    atomic_dir,
     atomic_open,
     atomic_path,
     read_json,
@@ -69,3 +70,21 @@ def test_read_json_errors_name_file_and_position(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"k": [1]}))
     assert read_json(good) == {"k": [1]}
+
+
+def test_atomic_dir_replaces_the_whole_folder_only_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "Annotations"
+    (target / "old_video").mkdir(parents=True)
+    (target / "old_video" / "0.png").write_bytes(b"old")
+    with atomic_dir(target) as stage:
+        (stage / "v").mkdir()
+        (stage / "v" / "1.png").write_bytes(b"new")
+        assert stage.parent == tmp_path and stage.name.startswith(".Annotations.")
+        assert (target / "old_video" / "0.png").read_bytes() == b"old"  # readers still see the old one
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["v", "v/1.png"]
+    assert oct(target.stat().st_mode & 0o777) == "0o755"
+    with pytest.raises(ZeroDivisionError), atomic_dir(target) as stage:
+        (stage / "half.png").write_bytes(b"half")
+        raise ZeroDivisionError
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["v", "v/1.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["Annotations"]

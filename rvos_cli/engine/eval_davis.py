@@ -12,10 +12,9 @@ Shape letters: N objects, T frames, H0×W0 original frame size.
 
 from __future__ import annotations
 
+import contextlib
 import io
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from rvos_cli.data.davis import (
 from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.synthetic.encode import ytvos_palette
 from rvos_cli.errors import RvosError
-from rvos_cli.fileio import write_bytes_atomic
+from rvos_cli.fileio import atomic_dir, write_bytes_atomic
 
 
 def label_png_bytes(labels: np.ndarray) -> bytes:
@@ -61,9 +60,8 @@ def predict_davis(
     ones only once all are complete. Returns `out_dir`.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".davis-", dir=out_dir))
-    try:
+    with contextlib.ExitStack() as runs:  # the four folders replace earlier ones once all are complete
+        stages = [runs.enter_context(atomic_dir(out_dir / run)) for run in RUN_NAMES]
         for entry in tqdm(sequences, desc="predict", unit="seq", file=sys.stderr, disable=not progress):
             objects = entry["objects"]
             ids = [obj["obj_id"] for obj in objects]
@@ -74,16 +72,9 @@ def predict_davis(
             frames = FrameFiles([folder / f"{name}.jpg" for name in entry["frames"]])
             for result in predictor.stream(frames, sentences):
                 name = entry["frames"][result.index]
-                for k, run in enumerate(RUN_NAMES):
+                for k, stage in enumerate(stages):
                     labels = merge_object_masks(result.masks[k * len(ids) : (k + 1) * len(ids)], ids)
-                    write_bytes_atomic(
-                        stage / run / entry["sequence"] / f"{name}.png", label_png_bytes(labels)
-                    )
-        for run in RUN_NAMES:
-            shutil.rmtree(out_dir / run, ignore_errors=True)
-            (stage / run).rename(out_dir / run)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+                    write_bytes_atomic(stage / entry["sequence"] / f"{name}.png", label_png_bytes(labels))
     return out_dir
 
 

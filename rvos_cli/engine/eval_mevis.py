@@ -12,9 +12,7 @@ a MeViS sentence may refer to several objects or to none.
 from __future__ import annotations
 
 import io
-import shutil
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +27,7 @@ from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.mevis import IMAGES, load_index, load_video_tracks, read_gt_split
 from rvos_cli.errors import RvosError
-from rvos_cli.fileio import atomic_path, write_bytes_atomic
+from rvos_cli.fileio import atomic_dir, atomic_path, write_bytes_atomic
 
 PREDICTIONS_DIR = "predictions"
 SUBMISSION_ZIP = "submission.zip"
@@ -51,10 +49,8 @@ def predict_mevis(
     All expressions of a video share one pass. The folder `out_dir/predictions` replaces an earlier
     one only once complete. Returns that folder.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".predictions-", dir=out_dir))
-    try:
+    target = Path(out_dir) / PREDICTIONS_DIR
+    with atomic_dir(target) as stage:
         total = sum(len(v["expressions"]) for v in videos)
         bar = tqdm(total=total, desc="predict", unit="expr", file=sys.stderr, disable=not progress)
         for entry in videos:
@@ -69,14 +65,6 @@ def predict_mevis(
                     write_bytes_atomic(path, png_bytes(mask))
             bar.update(len(expressions))
         bar.close()
-        target = out_dir / PREDICTIONS_DIR
-        old = out_dir / f".{PREDICTIONS_DIR}.old"
-        if target.exists():
-            target.rename(old)
-        stage.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return target
 
 
