@@ -22,6 +22,7 @@ from rvos_cli.data.a2d import prepare_a2d
 from rvos_cli.data.jhmdb import prepare_jhmdb
 from rvos_cli.data.synthetic import generate_synthetic
 from rvos_cli.data.ytvos import prepare_ytvos
+from rvos_cli.engine import eval_run
 from rvos_cli.engine.evaluator import A2D_KEYS, YTVOS_KEYS
 
 runner = CliRunner()
@@ -282,3 +283,33 @@ def test_bad_predictions_json(tmp_path: Path) -> None:
 )
 def test_misused_options(args: list[str], fragment: str) -> None:
     assert_user_error(run(*args), fragment)
+
+
+def test_model_options_reach_the_evaluation_engine(tmp_path: Path, capture_engine) -> None:
+    seen = capture_engine(eval_run, "run_evaluation")
+    result = run(
+        "a2d", "--data", tmp_path / "a2d", "--checkpoint", tmp_path / "ck.pth", "--preset", "mttr-a2d",
+        "--text-encoder", tmp_path / "roberta", "--window", 6, "--batch-size", 3, "--device", "cpu",
+        "--predictions-out", tmp_path / "pred.json",
+    )  # fmt: skip
+    assert "args" in seen, result.output  # the command reached the engine
+    (request,) = seen["args"]
+    assert (request.dataset, request.data) == ("a2d", tmp_path / "a2d")
+    assert request.checkpoint == tmp_path / "ck.pth"
+    assert (request.preset, request.text_encoder) == ("mttr-a2d", str(tmp_path / "roberta"))
+    assert (request.window, request.batch_size, request.device) == (6, 3, "cpu")
+    assert request.predictions_out == tmp_path / "pred.json" and request.predictions is None
+
+
+def test_ytvos_options_reach_the_evaluation_engine(tmp_path: Path, capture_engine) -> None:
+    seen = capture_engine(eval_run, "run_evaluation")
+    result = run(
+        "ytvos", "--data", tmp_path, "--checkpoint", tmp_path / "ck.pth", "--max-frames", 12,
+        "--split", "valid", "--out", tmp_path / "sub",
+    )  # fmt: skip
+    assert "args" in seen, result.output
+    (request,) = seen["args"]
+    assert (request.dataset, request.max_frames, request.split, request.out) == (
+        "ytvos", 12, "valid", tmp_path / "sub",
+    )  # fmt: skip
+    assert (request.preset, request.text_encoder, request.window) == (None, None, None)
