@@ -2,6 +2,7 @@
 (spec §1.3, §13).
 
 Every load is strict: any key that is missing, unexpected or of another shape fails with a readable list.
+`.safetensors` weights (config in the metadata or beside them) load like the `.pth.tar` layout.
 Every read is safe: `torch.load(weights_only=True)` with a few exact NumPy types allowed; a file needing
 other Python objects is refused unless the user passes `--trust-checkpoint` (`trusted_checkpoints()`).
 """
@@ -23,6 +24,13 @@ from torch import Tensor, nn
 
 from rvos_cli.core.config import Config, config_from_dict, get_preset
 from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
+from rvos_cli.core.safetensors_files import SUFFIX as SAFETENSORS_SUFFIX
+from rvos_cli.core.safetensors_files import (
+    is_safetensors,
+    read_safetensors,
+    safetensors_config,
+    save_safetensors,
+)
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_open
 
@@ -119,7 +127,8 @@ def safe_torch_load(path: Path, mmap: bool = False) -> Any:
 
 
 def read_checkpoint_file(path: Path) -> dict[str, Any]:
-    """`torch.load` a checkpoint safely on the CPU (see `safe_torch_load`); returns its top-level dict.
+    """`torch.load` a checkpoint safely on the CPU (see `safe_torch_load`), or read a `.safetensors` file
+    into the same layout; returns its top-level dict.
 
     A missing or unreadable file, one that is not a dict, or one that needs arbitrary Python objects
     (without `trusted_checkpoints()`) raises `RvosError`.
@@ -127,6 +136,8 @@ def read_checkpoint_file(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise RvosError(f"{path}: checkpoint file not found")
+    if is_safetensors(path):
+        return read_safetensors(path)
     try:
         obj = safe_torch_load(path)
     except RvosError:
@@ -142,6 +153,14 @@ def _strip_prefix(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]
     if state and all(k.startswith(prefix) for k in state):
         return {k[len(prefix) :]: v for k, v in state.items()}
     return dict(state)
+
+
+def _model_state(obj: Mapping[str, Any]) -> tuple[dict[str, Tensor], list[str]]:
+    """The MTTR state dict of an official or rvos checkpoint without a DDP prefix or obsolete keys;
+    returns (state, dropped keys)."""
+    state = _strip_prefix(obj.get("model_state_dict", obj), "module.")
+    dropped = [k for k in OBSOLETE_KEYS if k in state]
+    return {k: v for k, v in state.items() if k not in OBSOLETE_KEYS}, dropped
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -229,10 +248,7 @@ def load_checkpoint(model: nn.Module, path: Path) -> LoadReport:
         backbone_state, dropped = adapt_kinetics_swin(obj["state_dict"])
         count = strict_load(model.backbone, backbone_state, str(path))  # type: ignore[arg-type]
         return LoadReport(kind, path, count, dropped=dropped)
-    state = obj.get("model_state_dict", obj)
-    state = _strip_prefix(state, "module.")
-    dropped = [k for k in OBSOLETE_KEYS if k in state]
-    state = {k: v for k, v in state.items() if k not in OBSOLETE_KEYS}
+    state, dropped = _model_state(obj)
     count = strict_load(model, state, str(path))
     epoch = obj.get("epoch")
     return LoadReport(
@@ -245,6 +261,40 @@ def load_checkpoint(model: nn.Module, path: Path) -> LoadReport:
     )
 
 
+def save_model_safetensors(model: nn.Module, path: Path, config: dict[str, Any] | None) -> Path:
+    """Write `model`'s weights to `path` (`.safetensors`) with the resolved `config` in its metadata.
+
+    What `rvos train` writes beside its final and best `.pth.tar` checkpoints: weights anyone can load
+    without unpickling. Returns `path`; a write error raises `RvosError` and leaves no half file.
+    """
+    return save_safetensors(model.state_dict(), path, config, kind="rvos")
+
+
+def convert_checkpoint(source: Path, out: Path, config: dict[str, Any] | None = None) -> LoadReport:
+    """Convert an official MTTR, rvos or Kinetics Video Swin checkpoint `source` to `out` (.safetensors).
+
+    Keeps the weights only (no optimizer or RNG state), without a DDP `module.` prefix or the obsolete
+    RoBERTa `position_ids`. `config` (e.g. a preset's, for an official file) is stored in the metadata,
+    else the one `source` holds. Returns a `LoadReport` of what was written (kind, tensor count, config).
+    """
+    source, out = Path(source), Path(out)
+    if not is_safetensors(out):
+        raise RvosError(f"{out}: the converted file must end in {SAFETENSORS_SUFFIX}")
+    obj = read_checkpoint_file(source)
+    kind = _kind_of(obj)
+    if kind == "unknown":
+        raise RvosError(f"{source}: not an MTTR, rvos or Kinetics Video Swin checkpoint")
+    if kind == "kinetics-swin":
+        state = dict(obj["state_dict"])
+        save_safetensors(state, out, None, kind=kind)
+        return LoadReport(kind, out, len(state))
+    state, dropped = _model_state(obj)
+    stored = config if config is not None else obj.get("config")
+    stored = stored if isinstance(stored, dict) else None
+    save_safetensors(state, out, stored, kind=kind)
+    return LoadReport(kind, out, len(state), dropped=dropped, config=stored)
+
+
 def save_model_checkpoint(
     model: nn.Module, path: Path, config: dict[str, Any] | None = None, **extra: Any
 ) -> None:
@@ -255,6 +305,17 @@ def save_model_checkpoint(
     payload = {"model_state_dict": model.state_dict(), "config": config, "rvos_version": __version__, **extra}
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
+
+
+def _stored_config(checkpoint: Path) -> Any:
+    """The `config` entry of a `.pth` checkpoint (memory-mapped: only that entry is read), or None."""
+    try:
+        obj: Any = safe_torch_load(checkpoint, mmap=True)
+    except RvosError:
+        raise
+    except Exception:  # not a zip-format file: the plain reader says what is wrong, or reads it
+        obj = read_checkpoint_file(checkpoint)
+    return obj.get("config") if isinstance(obj, Mapping) else None
 
 
 def checkpoint_config(
@@ -271,14 +332,7 @@ def checkpoint_config(
         raise RvosError(f"{checkpoint}: checkpoint file not found")
     if preset:
         return get_preset(preset)
-    try:
-        obj: Any = safe_torch_load(checkpoint, mmap=True)
-    except RvosError:
-        raise
-    except Exception:  # not a zip-format file: the plain reader says what is wrong, or reads it
-        obj = read_checkpoint_file(checkpoint)
-    stored = obj.get("config") if isinstance(obj, Mapping) else None
-    del obj
+    stored = safetensors_config(checkpoint) if is_safetensors(checkpoint) else _stored_config(checkpoint)
     if not isinstance(stored, dict):
         if default_preset:
             return get_preset(default_preset)
