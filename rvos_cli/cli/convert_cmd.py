@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rvos_cli.cli.common import TrustCheckpoint, out_console, user_errors_exit_2
+from rvos_cli.cli.common import TrustCheckpoint, out_console
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +15,6 @@ def register(app: typer.Typer) -> None:
     app.command("convert")(convert)
 
 
-@user_errors_exit_2
 def convert(
     checkpoint: Annotated[Path, typer.Argument(help="Official MTTR, rvos or Kinetics checkpoint.")],
     out: Annotated[Path, typer.Argument(help="The .safetensors file to write.")],
