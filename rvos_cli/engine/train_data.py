@@ -1,6 +1,7 @@
 """What a training run reads: the training split of a prepared dataset, and the per-epoch evaluation.
 
-The dataset format comes from the folder's layout (A2D-Sentences, Ref-YouTube-VOS, JHMDB-Sentences);
+The dataset format comes from the folder's layout (A2D-Sentences, Ref-YouTube-VOS, JHMDB-Sentences,
+MeViS, Ref-DAVIS17);
 unprepared data fails with the `rvos prepare` command that fixes it.
 """
 
@@ -21,7 +22,8 @@ EvaluateEpoch = Callable[[nn.Module, int], dict[str, float]]
 
 
 def detect_dataset(data_root: Path, configured: str) -> str:
-    """The dataset format of `data_root` from its layout ("a2d", "ytvos", "jhmdb"), else `configured`.
+    """The dataset format of `data_root` from its layout ("a2d", "ytvos", "jhmdb", "mevis", "davis"), else
+    `configured`.
 
     Raises RvosError when the folder does not exist.
     """
@@ -34,6 +36,10 @@ def detect_dataset(data_root: Path, configured: str) -> str:
         return "ytvos"
     if (root / "Rename_Images").is_dir():
         return "jhmdb"
+    if (root / "train" / "mask_dict.json").is_file():
+        return "mevis"
+    if (root / "DAVIS" / "ImageSets").is_dir():
+        return "davis"
     return configured
 
 
@@ -62,12 +68,22 @@ def build_train_dataset(config: Config, data_root: Path, prepared: Path | None =
         return ReferYouTubeVOSDataset(
             folder, root, "train", transforms, window=window, seed=config.train.seed
         )
+    if name in ("mevis", "davis"):
+        command = f"rvos prepare {name} --root {root} --window {window}{out_flag}"
+        _require_prepared(folder / f"samples_train_w{window}.json", command)
+        if name == "mevis":
+            from rvos_cli.data.mevis_dataset import MevisTrainDataset
+
+            return MevisTrainDataset(folder, root, window, transforms, seed=config.train.seed)
+        from rvos_cli.data.davis_dataset import DavisTrainDataset
+
+        return DavisTrainDataset(folder, root, window, transforms, seed=config.train.seed)
     if name == "jhmdb":
         raise RvosError(
             f"--data {root}: JHMDB-Sentences is for evaluation only (its train split is a dummy); "
             "train on A2D-Sentences and score with `rvos eval jhmdb`"
         )
-    raise RvosError(f"config data.dataset {name!r}: expected a2d or ytvos")
+    raise RvosError(f"config data.dataset {name!r}: expected a2d, ytvos, mevis or davis")
 
 
 def _require_prepared(path: Path, command: str) -> None:
