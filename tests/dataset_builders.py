@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from rvos_cli.core.inference import masks_to_rle
+from rvos_cli.core.mask_png import davis_palette
 from rvos_cli.data.davis import RUN_FILES
-from rvos_cli.data.synthetic import ytvos_palette
 
 MEVIS_H, MEVIS_W = 16, 20
 
@@ -71,7 +71,7 @@ def write_sequence(root: Path, sequence: str, objects: int, frames: int = 2) -> 
             labels[k, k] = k
         labels[-1, -1] = 255
         image = Image.fromarray(labels, mode="P")
-        image.putpalette(ytvos_palette())
+        image.putpalette(davis_palette())
         image.save(annotations / f"{t:05d}.png")
 
 

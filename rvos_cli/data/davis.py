@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rvos_cli.core.mask_png import read_label_png
 from rvos_cli.data.prepare import BadInput, SkippedItem
 from rvos_cli.data.ytvos import train_windows
 from rvos_cli.errors import RvosError
@@ -109,19 +110,6 @@ def read_sequence_list(path: Path) -> list[str]:
     if not path.is_file():
         raise RvosError(f"{path}: missing (expected the DAVIS 2017 unsupervised trainval download)")
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def read_label_png(path: Path) -> np.ndarray:
-    """An indexed annotation or prediction PNG as labels uint8 `[H, W]` (RvosError naming the file)."""
-    if not path.is_file():
-        raise RvosError(f"{path}: missing")
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("P", "L"):
-                raise RvosError(f"{path}: expected an indexed ('P') or greyscale PNG, got mode {image.mode}")
-            return np.asarray(image).astype(np.uint8)
-    except OSError as error:
-        raise RvosError(f"{path}: not a readable PNG ({error})") from error
 
 
 def _sequence_frames(root: Path, sequence: str, listed_in: str) -> tuple[list[str], tuple[int, int], int]:

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rvos_cli.core.mask_png import read_label_png
 from rvos_cli.core.model.text_encoder import normalize_sentence
-from rvos_cli.data.davis import ANNOTATIONS, IMAGES, VOID_LABEL, load_davis_index, read_label_png
+from rvos_cli.data.davis import ANNOTATIONS, IMAGES, VOID_LABEL, load_davis_index
 from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.prepare import sample_generator
 from rvos_cli.errors import RvosError

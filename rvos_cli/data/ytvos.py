@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from rvos_cli.core.mask_png import read_label_png
 from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.prepare import (
     BadInput,
@@ -46,21 +47,10 @@ MASKS = "{split}/Annotations"
 GT_META = "meta_expressions/valid/meta_expressions_gt.json"
 
 
-def read_object_ids(path: Path) -> np.ndarray:
-    """Read a palette/greyscale annotation PNG as integer object ids `[H, W]` (0 = background)."""
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("P", "L"):
-                raise RvosError(f"{path}: expected a palette ('P') annotation PNG, got mode {image.mode}")
-            return np.asarray(image).astype(np.int64)
-    except OSError as error:
-        raise RvosError(f"{path}: not a readable annotation PNG ({error})") from error
-
-
 def read_object_masks(root: Path, split: str, video_id: str, frames: list[str], obj_id: int) -> np.ndarray:
     """The binary masks of object `obj_id` in the given frames of `split`/Annotations: bool `[T, H, W]`."""
     folder = Path(root) / MASKS.format(split=split) / video_id
-    return np.stack([read_object_ids(folder / f"{frame}.png") == obj_id for frame in frames])
+    return np.stack([read_label_png(folder / f"{frame}.png") == obj_id for frame in frames])
 
 
 def train_windows(frames: list[str], window: int) -> list[list[str]]:
@@ -108,7 +98,7 @@ def _frame_objects(root: Path, out: Path, video_id: str, frames: list[str]) -> d
         image = root / IMAGES.format(split="train") / video_id / f"{frame}.jpg"
         if not image.is_file():
             raise RvosError(f"{image}: missing (listed in {META.format(split='train')})")
-        ids = read_object_ids(root / MASKS.format(split="train") / video_id / f"{frame}.png")
+        ids = read_label_png(root / MASKS.format(split="train") / video_id / f"{frame}.png")
         objects[frame] = [int(i) for i in np.unique(ids) if i != 0]
     write_json_atomic(cache, objects, indent=None)
     return objects
@@ -326,7 +316,7 @@ class ReferYouTubeVOSDataset(Dataset):
     def _train_targets(self, video_id: str, frames: list[str], entry: dict) -> list[dict]:
         """Per-frame targets over the objects present anywhere in the window (ascending ids)."""
         folder = self.root / MASKS.format(split="train") / video_id
-        ids = [read_object_ids(folder / f"{frame}.png") for frame in frames]  # T × [H, W]
+        ids = [read_label_png(folder / f"{frame}.png") for frame in frames]  # T × [H, W]
         objects = sorted(set().union(*(np.unique(i).tolist() for i in ids)) - {0})
         referred = objects.index(int(entry["obj_id"]))
         targets = []

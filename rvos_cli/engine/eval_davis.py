@@ -13,16 +13,15 @@ Shape letters: N objects, T frames, H0×W0 original frame size.
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from rvos_cli.core.inference import merge_object_masks
+from rvos_cli.core.mask_png import label_png_bytes, read_label_png
 from rvos_cli.core.metrics.davis import TASKS, aggregate_objects, evaluate_sequence, mean_of_runs
 from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.davis import (
@@ -32,22 +31,11 @@ from rvos_cli.data.davis import (
     RUN_NAMES,
     SEMI_ANNOTATIONS,
     load_davis_index,
-    read_label_png,
     read_sequence_list,
 )
 from rvos_cli.data.frame_files import FrameFiles
-from rvos_cli.data.synthetic.encode import ytvos_palette
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_dir, write_bytes_atomic
-
-
-def label_png_bytes(labels: np.ndarray) -> bytes:
-    """An indexed ('P') PNG of labels uint8 `[H, W]` with the DAVIS palette."""
-    image = Image.fromarray(labels, mode="P")
-    image.putpalette(ytvos_palette())
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def predict_davis(

@@ -11,7 +11,6 @@ a MeViS sentence may refer to several objects or to none.
 
 from __future__ import annotations
 
-import io
 import sys
 import zipfile
 from collections.abc import Callable
@@ -19,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from rvos_cli.core.mask_png import mask_png_bytes, read_mask_png
 from rvos_cli.core.metrics.mevis import ExpressionScore, aggregate_mevis, score_expression, union_gt_masks
 from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.frame_files import FrameFiles
@@ -31,13 +30,6 @@ from rvos_cli.fileio import atomic_dir, atomic_path, write_bytes_atomic
 
 PREDICTIONS_DIR = "predictions"
 SUBMISSION_ZIP = "submission.zip"
-
-
-def png_bytes(mask: np.ndarray) -> bytes:
-    """A bool mask `[H, W]` as 8-bit greyscale PNG bytes holding 0/255."""
-    buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def predict_mevis(
@@ -62,7 +54,7 @@ def predict_mevis(
                 name = entry["frames"][result.index]
                 for expression, mask in zip(expressions, result.masks, strict=True):
                     path = stage / entry["video"] / expression["exp_id"] / f"{name}.png"
-                    write_bytes_atomic(path, png_bytes(mask))
+                    write_bytes_atomic(path, mask_png_bytes(mask))
             bar.update(len(expressions))
         bar.close()
     return target
@@ -70,13 +62,7 @@ def predict_mevis(
 
 def _read_prediction(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     """A prediction PNG as bool `[H, W]` (non-zero = foreground), checked against the GT size."""
-    if not path.is_file():
-        raise RvosError(f"{path}: missing prediction PNG (one is needed for every listed frame)")
-    try:
-        with Image.open(path) as image:
-            mask = np.asarray(image.convert("L")) != 0
-    except OSError as error:
-        raise RvosError(f"{path}: not a readable PNG ({error})") from error
+    mask = read_mask_png(path, "prediction")
     if size is not None and mask.shape != tuple(size):
         raise RvosError(
             f"{path}: prediction is {mask.shape[0]}x{mask.shape[1]} but the ground truth is "

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from rvos_cli.core.mask_png import read_mask_png
 from rvos_cli.core.metrics.iou import decode_mask, mask_iou_float32, top_score_predictions
 from rvos_cli.errors import RvosError
 from rvos_cli.viz.animate import write_gif, write_png
@@ -134,11 +134,7 @@ def _sort_key(name: str) -> tuple[int, int, str]:
 
 def _read_mask(file: Path, size: tuple[int, int]) -> np.ndarray:
     """A mask PNG (0 = background, anything else = object) as bool `[H, W]`, checked against `size`."""
-    try:
-        with Image.open(file) as image:
-            mask = np.asarray(image.convert("L")) > 0
-    except OSError as error:
-        raise RvosError(f"{file}: not a readable mask image ({error})") from error
+    mask = read_mask_png(file, "mask")
     if mask.shape != size:
         raise RvosError(f"{file}: mask size {list(mask.shape)} differs from the frame size {list(size)}")
     return mask

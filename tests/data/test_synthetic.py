@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rvos_cli.core.mask_png import davis_palette
 from rvos_cli.data.synthetic import (
     COLOURS,
     HELD_OUT_PAIRS,
@@ -24,7 +25,6 @@ from rvos_cli.data.synthetic import (
     generate_synthetic,
     make_clip,
     split_plan,
-    ytvos_palette,
 )
 from rvos_cli.data.video_io import read_frames
 from rvos_cli.errors import RvosError
@@ -341,9 +341,9 @@ def test_ytvos_jpeg_frames(ytvos_root: Path) -> None:
     assert np.abs(decoded - make_clip(SEED, 4, False, **SMALL).frames[7]).mean() < 4
 
 
-def test_ytvos_palette_first_colours() -> None:
-    assert ytvos_palette()[:15] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0, 0, 0, 128]
-    assert len(ytvos_palette()) == 768
+def test_davis_palette_first_colours() -> None:
+    assert davis_palette()[:15] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0, 0, 0, 128]
+    assert len(davis_palette()) == 768
 
 
 def test_summary_counts(tmp_path: Path) -> None:

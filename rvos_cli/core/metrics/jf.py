@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from rvos_cli.core.mask_png import read_label_png, read_mask_png
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json
 
@@ -192,27 +192,12 @@ def _load_expressions(meta_path: Path) -> list[tuple[str, str, int, list[str]]]:
     return expressions
 
 
-def _read_png(path: Path, what: str) -> np.ndarray:
-    """Read a PNG into an array `[H, W]` (or `[H, W, C]`), raising RvosError naming a missing file."""
-    if not path.is_file():
-        raise RvosError(f"{path}: missing {what} PNG")
-    try:
-        with Image.open(path) as image:
-            return np.array(image)
-    except OSError as error:
-        raise RvosError(f"{path}: not a readable {what} PNG ({error})") from error
-
-
 def _load_gt_labels(annotations_dir: Path, video_id: str, frames: list[str]) -> np.ndarray:
     """Stack a video's GT palette PNGs into object-id labels `[T, H, W]`."""
     labels = []
     for frame in frames:
         path = annotations_dir / video_id / f"{frame}.png"
-        label = _read_png(path, "ground-truth annotation")
-        if label.ndim != 2:
-            raise RvosError(
-                f"{path}: expected a palette (object-id) PNG, got a {label.shape[-1]}-channel image"
-            )
+        label = read_label_png(path, "ground-truth annotation")
         if labels and label.shape != labels[0].shape:
             raise RvosError(
                 f"{path}: size {label.shape[0]}x{label.shape[1]} (HxW) differs from the video's first frame"
@@ -226,15 +211,13 @@ def _load_pred_masks(expression_dir: Path, frames: list[str], gt_labels: np.ndar
     masks = []
     for frame, gt in zip(frames, gt_labels, strict=True):
         path = expression_dir / f"{frame}.png"
-        pred = _read_png(path, "prediction")
-        if pred.ndim == 3:
-            pred = pred.any(axis=-1)
+        pred = read_mask_png(path, "prediction")
         if pred.shape != gt.shape:
             raise RvosError(
                 f"{path}: prediction is {pred.shape[0]}x{pred.shape[1]} (HxW) but the ground truth is "
                 f"{gt.shape[0]}x{gt.shape[1]}; save predictions at the original frame resolution"
             )
-        masks.append(pred != 0)
+        masks.append(pred)
     return np.stack(masks)
 
 

@@ -9,7 +9,7 @@ held-out phrasings. A seed fixes the dataset, byte for byte.
     clip.py          SyntheticObject, Referral, SyntheticClip (objects, sentences, frames, labels)
     scene.py         objects, tracks, background, rendering (frames and per-pixel object labels)
     sentences.py     unambiguous sentences per object
-    encode.py        PNG / JPEG / CSV bytes of frames, masks and tables
+    encode.py        JPEG / CSV bytes of frames and tables
     a2d_writer.py    the A2D-Sentences layout
     ytvos_writer.py  the Ref-YouTube-VOS layout (+ local ground truth of the valid videos)
     generate.py      make_clip, generate_synthetic, split_plan
@@ -36,7 +36,6 @@ from rvos_cli.data.synthetic.clip import (
     a2d_annotated_frames,
     video_id_for,
 )
-from rvos_cli.data.synthetic.encode import ytvos_palette
 from rvos_cli.data.synthetic.generate import (
     SyntheticSummary,
     generate_synthetic,
@@ -74,5 +73,4 @@ __all__ = [
     "sentences_per_object",
     "split_plan",
     "video_id_for",
-    "ytvos_palette",
 ]

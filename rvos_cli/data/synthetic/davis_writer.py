@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rvos_cli.core.mask_png import label_png_bytes
 from rvos_cli.data.synthetic.clip import SyntheticClip
-from rvos_cli.data.synthetic.encode import jpeg_of_frame, png_of_labels
+from rvos_cli.data.synthetic.encode import jpeg_of_frame
 from rvos_cli.fileio import write_bytes_atomic
 
 DAVIS_SPLITS = ("train", "val")
@@ -48,7 +49,7 @@ class DavisWriter:
             write_bytes_atomic(
                 self.root / "DAVIS/JPEGImages/480p" / sequence / f"{t:05d}.jpg", jpeg_of_frame(frame)
             )
-            png = png_of_labels(labels)
+            png = label_png_bytes(labels)
             for folder in ("Annotations_unsupervised", "Annotations"):
                 write_bytes_atomic(self.root / "DAVIS" / folder / "480p" / sequence / f"{t:05d}.png", png)
         self.sequences[split].append(sequence)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rvos_cli.core.mask_png import label_png_bytes
 from rvos_cli.data.synthetic.clip import SyntheticClip
-from rvos_cli.data.synthetic.encode import jpeg_of_frame, png_of_labels
+from rvos_cli.data.synthetic.encode import jpeg_of_frame
 from rvos_cli.fileio import write_bytes_atomic
 
 YTVOS_FRAME_STEP = 5
@@ -39,9 +40,8 @@ class YtvosWriter:
                 self.root / folder / "JPEGImages" / clip.video_id / f"{name}.jpg", jpeg_of_frame(frame)
             )
             if split != "test":
-                write_bytes_atomic(
-                    self.root / folder / "Annotations" / clip.video_id / f"{name}.png", png_of_labels(labels)
-                )
+                annotation = self.root / folder / "Annotations" / clip.video_id / f"{name}.png"
+                write_bytes_atomic(annotation, label_png_bytes(labels))
         with_ids = {
             str(n): {"exp": ref.text, "obj_id": str(ref.obj_id)} for n, ref in enumerate(clip.referrals)
         }
