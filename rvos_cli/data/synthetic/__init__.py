@@ -1,4 +1,5 @@
-"""A synthetic referring-video dataset, written in the on-disk formats of A2D-Sentences or Ref-YouTube-VOS.
+"""A synthetic referring-video dataset, written in the on-disk layout of A2D-Sentences, Ref-YouTube-VOS,
+MeViS or Ref-DAVIS17.
 
 Each clip shows 2–4 moving shapes over a textured background; every object gets one or two sentences
 naming a combination of its attributes that no other object of the clip shares, so only the text says
@@ -12,6 +13,8 @@ held-out phrasings. A seed fixes the dataset, byte for byte.
     encode.py        JPEG / CSV bytes of frames and tables
     a2d_writer.py    the A2D-Sentences layout
     ytvos_writer.py  the Ref-YouTube-VOS layout (+ local ground truth of the valid videos)
+    mevis_writer.py  the MeViS layout (expressions that may refer to several objects or none)
+    davis_writer.py  the Ref-DAVIS17 layout
     generate.py      make_clip, generate_synthetic, split_plan
 """
 
