@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from rvos_cli.core.mask_png import read_label_png
@@ -17,6 +16,7 @@ from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.davis import ANNOTATIONS, IMAGES, VOID_LABEL, load_davis_index
 from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.prepare import sample_generator
+from rvos_cli.data.targets import label_map_targets
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json
 
@@ -54,25 +54,8 @@ class DavisTrainDataset(Dataset):
         images = FrameFiles([self.root / IMAGES / sequence / f"{name}.jpg" for name in names])
         clip = np.stack(list(images))  # [T, H, W, 3]
         labels = [read_label_png(self.root / ANNOTATIONS / sequence / f"{name}.png") for name in names]
-        objects = sorted(set().union(*(np.unique(frame).tolist() for frame in labels)) - {0, VOID_LABEL})
-        referred = objects.index(int(record["obj_id"]))
-        targets = []
-        for name, frame_labels in zip(names, labels, strict=True):
-            masks = torch.from_numpy(
-                np.stack([frame_labels == o for o in objects]).astype(np.uint8)
-            )  # [n, H, W]
-            size = torch.tensor(masks.shape[1:])
-            targets.append(
-                {
-                    "masks": masks,
-                    "referred_instance_idx": torch.tensor(referred),
-                    "is_ref_inst_visible": masks[referred].bool().any(),
-                    "iscrowd": torch.zeros(len(objects), dtype=torch.long),
-                    "orig_size": size,
-                    "size": size.clone(),
-                    "image_id": f"v_{sequence}_f_{name}_e_{record['exp_id']}",
-                }
-            )
+        image_ids = [f"v_{sequence}_f_{name}_e_{record['exp_id']}" for name in names]
+        targets = label_map_targets(labels, int(record["obj_id"]), image_ids, ignore=(0, VOID_LABEL))
         generator = sample_generator(self.seed, self.epoch, index)
         frames, targets, text = self.transforms(clip, targets, normalize_sentence(record["exp"]), generator)
         return {"frames": frames, "targets": targets, "text": text, "valid_indices": list(range(len(names)))}

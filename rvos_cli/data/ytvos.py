@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -37,6 +36,7 @@ from rvos_cli.data.prepare import (
     require_paths,
     sample_generator,
 )
+from rvos_cli.data.targets import label_map_targets
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json, write_json_atomic
 
@@ -316,24 +316,6 @@ class ReferYouTubeVOSDataset(Dataset):
     def _train_targets(self, video_id: str, frames: list[str], entry: dict) -> list[dict]:
         """Per-frame targets over the objects present anywhere in the window (ascending ids)."""
         folder = self.root / MASKS.format(split="train") / video_id
-        ids = [read_label_png(folder / f"{frame}.png") for frame in frames]  # T × [H, W]
-        objects = sorted(set().union(*(np.unique(i).tolist() for i in ids)) - {0})
-        referred = objects.index(int(entry["obj_id"]))
-        targets = []
-        for frame, frame_ids in zip(frames, ids, strict=True):
-            masks = torch.from_numpy(
-                np.stack([frame_ids == o for o in objects]).astype(np.uint8)
-            )  # [n, H, W]
-            size = torch.tensor(masks.shape[1:])
-            targets.append(
-                {
-                    "masks": masks,
-                    "referred_instance_idx": torch.tensor(referred),
-                    "is_ref_inst_visible": masks[referred].bool().any(),
-                    "iscrowd": torch.zeros(len(objects), dtype=torch.long),
-                    "orig_size": size,
-                    "size": size.clone(),
-                    "image_id": f"v_{video_id}_f_{frame}_e_{entry['exp_id']}",
-                }
-            )
-        return targets
+        labels = [read_label_png(folder / f"{frame}.png") for frame in frames]  # T × [H, W]
+        image_ids = [f"v_{video_id}_f_{frame}_e_{entry['exp_id']}" for frame in frames]
+        return label_map_targets(labels, int(entry["obj_id"]), image_ids)
