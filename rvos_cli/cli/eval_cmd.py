@@ -8,7 +8,7 @@ With a model (`--data DIR --checkpoint CKPT`):
   mevis        J, F, J&F on valid_u, overall and per expression kind, or the valid submission zip;
   davis        the four Ref-DAVIS17 runs (DAVIS 2017 Mean/Recall/Decay) and their mean J&F.
 Without a model: `--predictions PRED.json --coco-gt GT.json` (a2d / jhmdb) or `--predictions DIR
---gt-root DIR` (ytvos, mevis, davis). mevis and davis run through `engine.eval_benchmark`.
+--gt-root DIR` (ytvos, mevis, davis). The evaluation itself is `engine.eval_run.run_evaluation`.
 
 The table on stdout prints values ×100 with two decimals, as papers do. `--json OUT` holds the same
 metrics as fractions in [0, 1]; an AP area range without any ground truth (pycocotools: −1) is JSON null
@@ -31,7 +31,7 @@ from rvos_cli.cli.common import (
     parse_device,
 )
 from rvos_cli.data import PREPARED_DIRNAME
-from rvos_cli.engine.eval_run import DEFAULT_YTVOS_OUT, EvalRequest
+from rvos_cli.engine.eval_run import DEFAULT_YTVOS_OUT, EvalRequest, EvalResult
 from rvos_cli.errors import RvosError
 
 
@@ -169,20 +169,6 @@ def eval_command(
     existing predictions."""
     if json_out is not None and not json_out.parent.is_dir():
         raise RvosError(f"{json_out}: its folder {json_out.parent} does not exist")
-    benchmark_options = {"--select": select, "--score-threshold": score_threshold, "--davis-task": davis_task}
-    if dataset.value in ("mevis", "davis"):
-        given = {
-            "--data": data, "--prepared": prepared, "--checkpoint": checkpoint, "--preset": preset,
-            "--text-encoder": text_encoder, "--window": window, "--max-frames": max_frames, "--split": split,
-            "--out": out, "--predictions-out": predictions_out, "--predictions": predictions,
-            "--coco-gt": coco_gt, "--gt-root": gt_root,
-            **{option: getattr(value, "value", value) for option, value in benchmark_options.items()},
-        }  # fmt: skip
-        _run_benchmark(dataset.value, given, parse_device(device), trust_checkpoint, json_out)
-        return
-    for option, value in benchmark_options.items():
-        if value is not None:
-            raise RvosError(f"{option} applies to `rvos eval mevis` / `rvos eval davis` only")
     request = EvalRequest(
         dataset.value,
         data=data,
@@ -198,6 +184,9 @@ def eval_command(
         predictions=predictions,
         coco_gt=coco_gt,
         gt_root=gt_root,
+        select=select.value if select is not None else None,
+        score_threshold=score_threshold,
+        davis_task=davis_task.value if davis_task is not None else None,
         batch_size=batch_size,
         device=parse_device(device),
     )
@@ -208,13 +197,7 @@ def eval_command(
         result = run_evaluation(request)
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
         return
-    for note in result.notes:
-        out_console.print(note, soft_wrap=True)
-    for warning in result.warnings:
-        err_console.print(warning)
-    if any(value is not None for value in result.metrics.values()):
-        out_console.print(result.title, soft_wrap=True, highlight=False)
-        out_console.print(metrics_table(result.metrics))
+    _print_result(dataset.value, result)
     if json_out is not None:
         from rvos_cli.fileio import write_json_atomic
 
@@ -222,28 +205,23 @@ def eval_command(
         err_console.print(f"metrics written to {json_out}")
 
 
-def _run_benchmark(
-    name: str, given: dict[str, object], device: str, trust_checkpoint: bool, json_out: Path | None
-) -> None:
-    """`rvos eval mevis|davis`: run, print the table (or where the submission is), write --json."""
-    from rvos_cli.cli.eval_benchmarks import davis_table, mevis_table
-    from rvos_cli.core.checkpoints import trusted_checkpoints
-    from rvos_cli.engine.eval_benchmark import run_benchmark
+def _print_result(name: str, result: EvalResult) -> None:
+    """The notes and the table on stdout, the warnings on stderr."""
+    for note in result.notes:
+        out_console.print(note, soft_wrap=True)
+    for warning in result.warnings:
+        err_console.print(warning)
+    if "submission" in result.metrics:  # MeViS valid: no ground truth, the server scores the zip
+        out_console.print(f"submission: {result.metrics['submission']} (upload it to the MeViS server)")
+        return
+    if name in ("mevis", "davis"):
+        from rvos_cli.cli.eval_benchmarks import davis_table, mevis_table
 
-    with trusted_checkpoints(trust_checkpoint):
-        outcome = run_benchmark(name, given, device)
-    for note in outcome.notes:
-        err_console.print(note, soft_wrap=True, highlight=False)
-    if "submission" in outcome.result:
-        out_console.print(f"submission: {outcome.result['submission']} (upload it to the MeViS server)")
-    else:
-        out_console.print(outcome.title, soft_wrap=True, highlight=False)
-        out_console.print(mevis_table(outcome.result) if name == "mevis" else davis_table(outcome.result))
-    if json_out is not None:
-        from rvos_cli.fileio import write_json_atomic
-
-        write_json_atomic(json_out, outcome.result)
-        err_console.print(f"results written to {json_out}")
+        out_console.print(result.title, soft_wrap=True, highlight=False)
+        out_console.print(mevis_table(result.metrics) if name == "mevis" else davis_table(result.metrics))
+    elif any(value is not None for value in result.metrics.values()):
+        out_console.print(result.title, soft_wrap=True, highlight=False)
+        out_console.print(metrics_table(result.metrics))
 
 
 def metrics_table(metrics: dict[str, float | None]) -> Table:

@@ -11,26 +11,17 @@ The model side is a `Predictor`; torch is imported only when a checkpoint is eva
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rvos_cli.data import PREPARED_DIRNAME
+from rvos_cli.engine.eval_run import EvalResult
 from rvos_cli.errors import RvosError
 
 BENCHMARKS = ("mevis", "davis")
 DEFAULT_OUT = {"mevis": Path("runs") / "eval" / "mevis-{split}", "davis": Path("runs") / "eval" / "davis"}
 # Options of `rvos eval` that mean nothing for these two benchmarks.
 NOT_APPLICABLE = ("--window", "--predictions-out", "--coco-gt")
-
-
-@dataclass
-class BenchmarkResult:
-    """The nested result (see `eval_mevis` / `eval_davis`), the table title and where outputs went."""
-
-    result: dict[str, Any]
-    title: str
-    notes: list[str] = field(default_factory=list)
 
 
 def check_options(name: str, given: dict[str, Any], scoring: bool) -> None:
@@ -64,8 +55,10 @@ def check_options(name: str, given: dict[str, Any], scoring: bool) -> None:
             )
 
 
-def run_benchmark(name: str, given: dict[str, Any], device: str, progress: bool = True) -> BenchmarkResult:
-    """Evaluate or score MeViS / Ref-DAVIS17 as the options say; returns the `BenchmarkResult`.
+def run_benchmark(name: str, given: dict[str, Any], device: str, progress: bool = True) -> EvalResult:
+    """Evaluate or score MeViS / Ref-DAVIS17 as the options say.
+
+    Returns the `EvalResult`: nested metrics, and where the predictions went in its notes.
 
     `given` maps option names to values (None = not given): --data, --prepared, --checkpoint, --preset,
     --text-encoder, --max-frames, --split, --out, --predictions, --gt-root, --select, --score-threshold,
@@ -78,14 +71,14 @@ def run_benchmark(name: str, given: dict[str, Any], device: str, progress: bool 
         if name == "mevis":
             from rvos_cli.engine.eval_mevis import score_mevis_folder
 
-            return BenchmarkResult(
+            return EvalResult(
                 score_mevis_folder(predictions, gt_root, progress), f"MeViS valid_u — {predictions}"
             )
         from rvos_cli.engine.eval_davis import score_davis
 
         task = given.get("--davis-task") or "unsupervised"
         result = score_davis(predictions, gt_root, task, progress)
-        return BenchmarkResult(result, f"Ref-DAVIS17 ({task}) — {predictions}")
+        return EvalResult(result, f"Ref-DAVIS17 ({task}) — {predictions}")
     data = Path(given["--data"])
     if not data.is_dir():
         raise RvosError(f"{data}: dataset folder not found")
@@ -98,16 +91,16 @@ def run_benchmark(name: str, given: dict[str, Any], device: str, progress: bool 
         split = given.get("--split") or "valid_u"
         out = Path(given.get("--out") or str(DEFAULT_OUT["mevis"]).format(split=split))
         result = evaluate_mevis(predictor, data, prepared, split, out, progress)
-        return BenchmarkResult(
-            result, f"MeViS {split} — {checkpoint}", [f"predictions: {out / 'predictions'}"]
+        return EvalResult(
+            result, f"MeViS {split} — {checkpoint}", notes=[f"predictions: {out / 'predictions'}"]
         )
     from rvos_cli.engine.eval_davis import evaluate_davis
 
     task = given.get("--davis-task") or "unsupervised"
     out = Path(given.get("--out") or DEFAULT_OUT["davis"])
     result = evaluate_davis(predictor, data, prepared, out, task, progress)
-    return BenchmarkResult(
-        result, f"Ref-DAVIS17 ({task}) — {checkpoint}", [f"predictions: {out}/anno_0..anno_3"]
+    return EvalResult(
+        result, f"Ref-DAVIS17 ({task}) — {checkpoint}", notes=[f"predictions: {out}/anno_0..anno_3"]
     )
 
 

@@ -2,8 +2,9 @@
 
 `run_evaluation(request)` checks that the options given fit together, then either scores prediction
 files (`engine.scoring`) or loads the prepared dataset and the model and evaluates it (`engine.evaluator`),
-sharing A2D/JHMDB prediction across torchrun ranks. It returns the metrics (fractions in [0, 1], None for
-an AP area range without ground truth), the table title and the lines to show the user; it prints nothing.
+sharing A2D/JHMDB prediction across torchrun ranks; MeViS and Ref-DAVIS17 go to `engine.eval_benchmark`.
+It returns the metrics (fractions in [0, 1], None for an AP area range without ground truth), the table
+title and the lines to show the user; it prints nothing.
 
 Torch is imported only when a model is evaluated, so importing this module stays light.
 """
@@ -17,7 +18,8 @@ from typing import Any
 from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.errors import RvosError
 
-DATASETS = ("a2d", "jhmdb", "ytvos")
+DATASETS = ("a2d", "jhmdb", "ytvos", "mevis", "davis")
+BENCHMARKS = ("mevis", "davis")  # evaluated by `engine.eval_benchmark`
 NAMES = {"a2d": "A2D-Sentences", "jhmdb": "JHMDB-Sentences", "ytvos": "Ref-YouTube-VOS"}
 # Prepared files each evaluation reads (spec §10; written by `rvos prepare <dataset>`).
 PREPARED_FILES = {
@@ -33,6 +35,7 @@ _MODEL_ONLY = ("--data", "--prepared", "--checkpoint", "--preset", "--text-encod
 _SCORING_ONLY = ("--coco-gt", "--gt-root")
 _A2D_ONLY = ("--window", "--predictions-out", "--coco-gt")
 _YTVOS_ONLY = ("--max-frames", "--split", "--out", "--gt-root")
+_BENCHMARK_ONLY = ("--select", "--score-threshold", "--davis-task")
 
 
 @dataclass
@@ -58,6 +61,9 @@ class EvalRequest:
     predictions: Path | None = None
     coco_gt: Path | None = None
     gt_root: Path | None = None
+    select: str | None = None
+    score_threshold: float | None = None
+    davis_task: str | None = None
     batch_size: int = 1
     device: str = "cpu"
 
@@ -73,10 +79,12 @@ class EvalRequest:
 class EvalResult:
     """The outcome of a run: metrics (fractions or None), the table title and messages for the user.
 
-    `notes` go to stdout (where the outputs are), `warnings` to stderr (what the user should know).
+    `metrics` is flat ({'mAP': ..} or {'J': ..}) for a2d/jhmdb/ytvos and nested for mevis/davis (see
+    `eval_mevis` / `eval_davis`; {'submission': path} for MeViS valid). `notes` go to stdout (where the
+    outputs are), `warnings` to stderr (what the user should know).
     """
 
-    metrics: dict[str, float | None]
+    metrics: dict[str, Any]
     title: str
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -86,6 +94,8 @@ def check_option_use(request: EvalRequest) -> None:
     """Raise RvosError for a missing required option or one that does not apply to this evaluation."""
     name, given = request.dataset, request.options_given()
     used = {option for option, value in given.items() if value is not None}
+    for option in sorted(used & set(_BENCHMARK_ONLY)):
+        raise RvosError(f"{option} applies to `rvos eval mevis` / `rvos eval davis` only")
     wrong_kind = _YTVOS_ONLY if name in ("a2d", "jhmdb") else _A2D_ONLY
     for option in sorted(used & set(wrong_kind)):
         kinds = "ytvos" if option in _YTVOS_ONLY else "a2d and jhmdb"
@@ -123,6 +133,11 @@ def run_evaluation(request: EvalRequest) -> EvalResult | None:
     """
     if request.dataset not in DATASETS:
         raise RvosError(f"unknown benchmark {request.dataset!r}; expected one of {', '.join(DATASETS)}")
+    if request.dataset in BENCHMARKS:
+        from rvos_cli.engine.eval_benchmark import run_benchmark
+
+        given = {**request.options_given(), "--predictions": request.predictions}
+        return run_benchmark(request.dataset, given, request.device)
     check_option_use(request)
     if request.predictions_out is not None and not request.predictions_out.parent.is_dir():
         path = request.predictions_out

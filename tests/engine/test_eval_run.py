@@ -85,3 +85,12 @@ def test_cli_passes_every_option_to_the_engine(monkeypatch: pytest.MonkeyPatch, 
     ]  # fmt: skip
     assert "note" in result.stdout and "37.50" in result.stdout and "careful" in result.stderr
     assert json.loads((tmp_path / "m.json").read_text()) == {"J": 0.5, "F": 0.25, "J&F": 0.375}
+
+
+def test_benchmark_options_are_checked_for_every_benchmark() -> None:
+    with pytest.raises(RvosError) as caught:
+        run_evaluation(EvalRequest("a2d", predictions=Path("p"), coco_gt=Path("g"), select="threshold"))
+    assert str(caught.value) == "--select applies to `rvos eval mevis` / `rvos eval davis` only"
+    with pytest.raises(RvosError) as caught:  # mevis and davis go through engine.eval_benchmark
+        run_evaluation(EvalRequest("mevis", predictions=Path("p"), gt_root=Path("g"), window=4))
+    assert str(caught.value) == "--window does not apply to `rvos eval mevis`"
