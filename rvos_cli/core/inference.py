@@ -185,6 +185,9 @@ class WindowLinker:
 
     Feed the model's outputs for the windows of `plan_windows(num_frames, window, overlap)` in order with
     `push`; each call returns the frames it finished, so memory stays flat however long the video is.
+    With `num_frames=None` (a stream of unknown length) the windows are not planned ahead: window k starts
+    at k·(window − overlap) and covers as many frames as its outputs hold, which gives the same windows as
+    `plan_windows` when the caller cuts the last one at the end of the stream.
 
     Choice of query per window:
       * first window (and any window whose shared frames carry no foreground in the track): TSVS argmax;
@@ -201,7 +204,7 @@ class WindowLinker:
 
     def __init__(
         self,
-        num_frames: int,
+        num_frames: int | None,
         window: int,
         overlap: int,
         padded_size: Size,
@@ -221,7 +224,11 @@ class WindowLinker:
         check_selection(select, score_threshold)
         self.select = select
         self.score_threshold = score_threshold
-        self.windows = plan_windows(num_frames, window, overlap)
+        self.windows = plan_windows(num_frames or 1, window, overlap)
+        self._open_ended = num_frames is None
+        if self._open_ended:
+            self.windows = []  # appended by `push`
+        self._window = window
         self.padded_size = padded_size
         self.resized_size = resized_size
         self.orig_size = orig_size
@@ -234,7 +241,7 @@ class WindowLinker:
     @property
     def done(self) -> bool:
         """True once every planned window has been pushed (and so every frame emitted)."""
-        return self._next_window == len(self.windows)
+        return not self._open_ended and self._next_window == len(self.windows)
 
     def push(self, pred_masks: torch.Tensor, pred_is_referred: torch.Tensor) -> list[LinkedFrame]:
         """Add the next window's outputs and return the frames it finishes, in frame order.
@@ -245,6 +252,8 @@ class WindowLinker:
         if self.done:
             raise ValueError("all windows have already been pushed")
         k = self._next_window
+        if self._open_ended:
+            self._plan_next(pred_masks.shape[0])
         start, end = self.windows[k]
         if pred_masks.shape[0] != end - start or pred_is_referred.shape[0] != end - start:
             raise ValueError(f"window {k} covers {end - start} frames, got {pred_masks.shape[0]}")
@@ -269,6 +278,14 @@ class WindowLinker:
         self._emitted_end = end
         self._next_window += 1
         return finished
+
+    def _plan_next(self, length: int) -> None:
+        """Append the next window of a stream of unknown length: `length` frames from k·(window − overlap)."""
+        k = len(self.windows)
+        if not 1 <= length <= self._window or (k > 0 and length <= self._overlap):
+            raise ValueError(f"window {k} of {length} frames: expected {self._overlap + 1}..{self._window}")
+        start = k * (self._window - self._overlap)
+        self.windows.append((start, start + length))
 
     def _threshold_masks(
         self, pred_masks: torch.Tensor, sequence_scores: torch.Tensor

@@ -297,3 +297,22 @@ def test_top1_is_the_default_and_bad_selections_are_refused() -> None:
         WindowLinker(2, 2, 0, (8, 8), (8, 8), (8, 8), select="all")
     with pytest.raises(RvosError, match=r"--score-threshold 1\.5: expected a value between 0 and 1"):
         threshold_linker(2, 2, 0, tau=1.5)
+
+
+def test_linker_of_unknown_length_gives_the_planned_linker_frames() -> None:
+    gen = torch.Generator().manual_seed(3)
+    plan = plan_windows(11, 4, 1)  # (0, 4), (3, 7), (6, 10), (9, 11)
+    outputs = [(torch.randn(e - s, 3, 2, 2, generator=gen), torch.randn(e - s, 3, 2)) for s, e in plan]
+    planned, open_ended = make_linker(11, 4, 1), WindowLinker(None, 4, 1, (8, 8), (8, 8), (8, 8))
+    for window in outputs:
+        for a, b in zip(planned.push(*window), open_ended.push(*window), strict=True):
+            assert (a.frame_index, a.query, a.score) == (b.frame_index, b.query, b.score)
+            assert torch.equal(a.mask, b.mask)
+    assert open_ended.windows == plan and not open_ended.done
+
+
+def test_linker_of_unknown_length_refuses_a_window_bringing_no_new_frame() -> None:
+    linker = WindowLinker(None, 4, 2, (8, 8), (8, 8), (8, 8))
+    linker.push(torch.zeros(4, 1, 2, 2), torch.zeros(4, 1, 2))
+    with pytest.raises(ValueError, match=r"window 1 of 2 frames: expected 3\.\.4"):
+        linker.push(torch.zeros(2, 1, 2, 2), torch.zeros(2, 1, 2))
