@@ -11,12 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rvos_cli.cli.common import (
-    TrustCheckpoint,
-    err_console,
-    out_console,
-    parse_device,
-)
+from rvos_cli.cli.common import TrustCheckpoint, err_console, out_console
 from rvos_cli.errors import RvosError
 
 SAVE_CHOICES = ("mp4", "png", "json", "gif")
@@ -50,13 +45,6 @@ def parse_save(text: str) -> set[str]:
     if unknown or not kinds:
         raise RvosError(f"--save {text!r}: expected a comma-separated subset of {','.join(SAVE_CHOICES)}")
     return kinds
-
-
-def parse_dtype(text: str) -> str:
-    """`--dtype fp32|bf16` → the same string; RvosError otherwise."""
-    if text not in ("fp32", "bf16"):
-        raise RvosError(f"--dtype {text!r}: expected fp32 or bf16")
-    return text
 
 
 def register(app: typer.Typer) -> None:
@@ -93,10 +81,12 @@ def infer(
     end: Annotated[
         float | None, typer.Option(help="End time in seconds (exclusive) (default: the end).")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
+    ] = "auto",
     dtype: Annotated[
-        str, typer.Option(help="fp32, or bf16 (autocast: faster on recent CPUs and GPUs).")
-    ] = "fp32",
+        str, typer.Option(help="auto (bf16 where the device computes it natively), fp32 or bf16 (autocast).")
+    ] = "auto",
     save: Annotated[
         str, typer.Option(help="Outputs to write: a subset of mp4,png,json,gif.")
     ] = "mp4,png,json",
@@ -108,39 +98,32 @@ def infer(
     predictions.json (COCO RLE and score per sentence and frame) into the output folder.
     """
     kinds = parse_save(save)
-    parsed_dtype = parse_dtype(dtype)
     parsed_size = parse_size(size) if size is not None else None
     if checkpoint is None:
         raise RvosError(NO_CHECKPOINT)
-    device = parse_device(device)
     out_dir = out if out is not None else Path("runs") / "infer" / (video.stem or "video")
 
-    from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model, trusted_checkpoints
-    from rvos_cli.engine.infer import DEFAULT_PRESET, check_inference_inputs, run_inference
+    from rvos_cli.core.checkpoints import checkpoint_config, trusted_checkpoints
+    from rvos_cli.core.devices import resolve_device, resolve_dtype
+    from rvos_cli.engine.infer import check_inference_inputs, run_inference
+    from rvos_cli.engine.predictor import DEFAULT_PRESET, Predictor, check_settings
 
-    with trusted_checkpoints(trust_checkpoint):
-        config = checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
-    resize = parsed_size or (config.data.eval_short_size, config.data.eval_max_size)
-    options: dict[str, Any] = dict(
-        window=window, overlap=overlap, size=resize, start=start, end=end, dtype=parsed_dtype, save=kinds
-    )
-    frame_range = check_inference_inputs(video, text, out_dir, **options)
+    check_settings(window, overlap, parsed_size)
+    with trusted_checkpoints(trust_checkpoint):  # an unreadable checkpoint fails before the video is probed
+        checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
+    frames = check_inference_inputs(video, text, out_dir, start=start, end=end, save=kinds)
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
         with trusted_checkpoints(trust_checkpoint):
-            model, tokenizer = load_trained_model(checkpoint, config, text_encoder)
+            predictor = Predictor.from_checkpoint(
+                checkpoint, preset, text_encoder, device, dtype, window, overlap, parsed_size
+            )
         with _progress_bar() as on_progress:
             result = run_inference(
-                video,
-                text,
-                model,
-                tokenizer,
-                out_dir,
-                device=device,
-                progress=on_progress,
-                frame_range=frame_range,
-                **options,
+                predictor, video, text, out_dir, save=kinds, progress=on_progress, frames=frames
             )
     _print_summary(result)
 

@@ -1,4 +1,4 @@
-"""Tests for rvos_cli.engine.infer: the streaming inference pipeline and its outputs.
+"""Tests for rvos_cli.engine.infer (Predictor.stream → OutputWriter): the streaming pipeline and its outputs.
 
 Most tests use `BarModel`, a stand-in for MTTR whose answer is known exactly: query 0 segments the
 bright pixels of each frame and query 1 the rest; sentence k prefers query k % 2. On a folder of PNG
@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,9 @@ from torch import nn
 from rvos_cli.core.inference import plan_windows
 from rvos_cli.core.model import build_model
 from rvos_cli.data.video_io import probe_video, read_frames
-from rvos_cli.engine import infer as infer_module
+from rvos_cli.engine import frame_reader
 from rvos_cli.engine.infer import check_inference_inputs, run_inference
+from rvos_cli.engine.predictor import Predictor
 from rvos_cli.errors import RvosError
 
 HEIGHT, WIDTH, BAR = 64, 96, 16
@@ -34,6 +36,11 @@ NUM_FRAMES = 30
 SENTENCES = ["the white bar", "the black background"]
 # window 8 / overlap 2 over 30 frames: windows start at 0, 6, 12, 18, 24
 RUN = {"size": (32, 48), "window": 8, "overlap": 2}
+
+
+def predictor(model: nn.Module, tokenizer, dtype: str = "fp32") -> Predictor:
+    """A CPU Predictor around `model` with the RUN windowing and resize."""
+    return Predictor(model, tokenizer, device="cpu", dtype=dtype, **RUN)
 
 
 class BarModel(nn.Module):
@@ -99,7 +106,7 @@ def bar_run(frames_dir: Path, tiny_tokenizer, tmp_path_factory: pytest.TempPathF
     model = BarModel()
     out = tmp_path_factory.mktemp("bar-out") / "out"
     result = run_inference(
-        frames_dir, SENTENCES, model, tiny_tokenizer, out, save={"mp4", "png", "json", "gif"}, **RUN
+        predictor(model, tiny_tokenizer), frames_dir, SENTENCES, out, save={"mp4", "png", "json", "gif"}
     )
     return result, out, model.calls
 
@@ -197,7 +204,7 @@ def test_real_tiny_model_serves_three_sentences_with_one_backbone_pass_per_windo
     model.backbone.register_forward_hook(lambda *_: calls.append(1))
     sentences = ["a bar", "the dark area", "something white"]
     result = run_inference(
-        frames_dir, sentences, model, tiny_tokenizer, tmp_path / "out", save={"json"}, **RUN
+        predictor(model, tiny_tokenizer), frames_dir, sentences, tmp_path / "out", save={"json"}
     )
     assert len(calls) == 5
     predictions = json.loads((tmp_path / "out/predictions.json").read_text())
@@ -208,15 +215,13 @@ def test_real_tiny_model_serves_three_sentences_with_one_backbone_pass_per_windo
 def test_start_and_end_seconds_select_source_frames(frames_dir: Path, tiny_tokenizer, tmp_path: Path) -> None:
     # 30 fps: 0.5 s → frame 15, 0.8 s → frame 24 (exclusive)
     result = run_inference(
+        predictor(BarModel(), tiny_tokenizer),
         frames_dir,
         SENTENCES[:1],
-        BarModel(),
-        tiny_tokenizer,
         tmp_path / "out",
         start=0.5,
         end=0.8,
         save={"png"},
-        **RUN,
     )
     assert (result.first_frame, result.num_frames) == (15, 9)
     names = sorted(p.name for p in (tmp_path / "out/masks/0").iterdir())
@@ -227,18 +232,18 @@ def test_start_and_end_seconds_select_source_frames(frames_dir: Path, tiny_token
 
 def test_bf16_runs_the_model_under_autocast(frames_dir: Path, tiny_tokenizer, tmp_path: Path) -> None:
     model = BarModel()
-    run_inference(
-        frames_dir, SENTENCES, model, tiny_tokenizer, tmp_path / "a", dtype="bf16", save={"json"}, **RUN
-    )
-    run_inference(
-        frames_dir, SENTENCES, model, tiny_tokenizer, tmp_path / "b", dtype="fp32", save={"json"}, **RUN
-    )
+    with warnings.catch_warnings():  # bf16 on a CPU without native bf16 warns that it is slow
+        warnings.simplefilter("ignore")
+        bf16 = predictor(model, tiny_tokenizer, dtype="bf16")
+    run_inference(bf16, frames_dir, SENTENCES, tmp_path / "a", save={"json"})
+    run_inference(predictor(model, tiny_tokenizer), frames_dir, SENTENCES, tmp_path / "b", save={"json"})
     assert model.autocast_seen == [True] * 5 + [False] * 5
 
 
 def test_rerun_replaces_the_previous_masks_folder(frames_dir: Path, tiny_tokenizer, tmp_path: Path) -> None:
-    run_inference(frames_dir, SENTENCES, BarModel(), tiny_tokenizer, tmp_path, save={"png"}, **RUN)
-    run_inference(frames_dir, SENTENCES[:1], BarModel(), tiny_tokenizer, tmp_path, save={"png"}, **RUN)
+    bar = predictor(BarModel(), tiny_tokenizer)
+    run_inference(bar, frames_dir, SENTENCES, tmp_path, save={"png"})
+    run_inference(bar, frames_dir, SENTENCES[:1], tmp_path, save={"png"})
     assert [p.name for p in (tmp_path / "masks").iterdir()] == ["0"]
     assert [p.name for p in tmp_path.iterdir()] == ["masks"]
 
@@ -246,7 +251,7 @@ def test_rerun_replaces_the_previous_masks_folder(frames_dir: Path, tiny_tokeniz
 def test_decoding_error_midway_leaves_no_output(
     frames_dir: Path, tiny_tokenizer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_iter_frames = infer_module.iter_frames
+    real_iter_frames = frame_reader.iter_frames
 
     def failing_iter_frames(path: Path, start: int = 0, end: int | None = None):
         for index, frame in enumerate(real_iter_frames(path, start, end)):
@@ -254,17 +259,15 @@ def test_decoding_error_midway_leaves_no_output(
                 raise RvosError(f"{path}: truncated or undecodable video after frame 20")
             yield frame
 
-    monkeypatch.setattr(infer_module, "iter_frames", failing_iter_frames)
+    monkeypatch.setattr(frame_reader, "iter_frames", failing_iter_frames)
     out = tmp_path / "out"
     with pytest.raises(RvosError, match="after frame 20"):
         run_inference(
+            predictor(BarModel(), tiny_tokenizer),
             frames_dir,
             SENTENCES,
-            BarModel(),
-            tiny_tokenizer,
             out,
             save={"mp4", "png", "json", "gif"},
-            **RUN,
         )
     assert list(out.iterdir()) == []
 
@@ -289,6 +292,7 @@ MEMORY_CHILD = textwrap.dedent(
     from rvos_cli.core.model import build_tokenizer
     from rvos_cli.data.video_io import write_video
     from rvos_cli.engine.infer import run_inference
+    from rvos_cli.engine.predictor import Predictor
 
     def frames(count):
         for i in range(count):  # generated lazily: the clip never sits in memory
@@ -297,13 +301,13 @@ MEMORY_CHILD = textwrap.dedent(
             yield frame
 
     work = Path(sys.argv[2])
-    tokenizer = build_tokenizer("tiny")
+    predictor = Predictor(BarModel(), build_tokenizer("tiny"), device="cpu", dtype="fp32", size=(48, 64))
     peaks = {}
     for count in (500, 3000):
         clip = work / f"clip{count}.mp4"
         write_video(clip, frames(count), fps=25)
-        run_inference(clip, ["a square", "the rest"], BarModel(), tokenizer, work / f"out{count}",
-                      size=(48, 64), save={"mp4", "png", "json"})
+        run_inference(predictor, clip, ["a square", "the rest"], work / f"out{count}",
+                      save={"mp4", "png", "json"})
         peaks[count] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, peak so far
     print(json.dumps(peaks))
     """
