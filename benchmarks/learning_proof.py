@@ -39,16 +39,18 @@ def held_out_scores(checkpoint: Path, data: Path, seed: int = 0) -> tuple[dict, 
     from rvos_cli.data import PREPARED_DIRNAME
     from rvos_cli.data.a2d import A2DSentencesDataset
     from rvos_cli.data.transforms import VideoTransforms
-    from rvos_cli.engine.evaluator import evaluate_a2d, load_eval_model
+    from rvos_cli.engine.evaluator import evaluate_a2d
+    from rvos_cli.engine.predictor import Predictor
 
-    model, tokenizer, config = load_eval_model(checkpoint)
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", dtype="fp32", default_preset=None)
+    config = predictor.config
     prepared = data / PREPARED_DIRNAME
     transforms = VideoTransforms(
         config.data.eval_short_size, config.data.eval_max_size, horizontal_flip=False
     )
     dataset = A2DSentencesDataset(prepared, data, "test", config.train.window, transforms)
     coco_gt = json.loads((prepared / "coco_gt_test.json").read_text())
-    own = evaluate_a2d(model, tokenizer, dataset, coco_gt, "cpu", batch_size=8, progress=False)
+    own = evaluate_a2d(predictor, dataset, coco_gt, batch_size=8, progress=False)
     # samples are [sentence, video, frame, instance]: give each video a sentence of another video
     videos = sorted({sample[1] for sample in dataset.samples})
     partner = dict(zip(videos, videos[1:] + videos[:1], strict=True))
@@ -57,7 +59,7 @@ def held_out_scores(checkpoint: Path, data: Path, seed: int = 0) -> tuple[dict, 
         by_video.setdefault(video, []).append(sentence)
     rng = random.Random(seed)
     dataset.samples = [[rng.choice(by_video[partner[s[1]]]), *s[1:]] for s in dataset.samples]
-    shuffled = evaluate_a2d(model, tokenizer, dataset, coco_gt, "cpu", batch_size=8, progress=False)
+    shuffled = evaluate_a2d(predictor, dataset, coco_gt, batch_size=8, progress=False)
     return own, shuffled
 
 

@@ -185,14 +185,11 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalResult | None:
 
 @dataclass
 class _Loaded:
-    """A checkpoint's model, tokenizer and config on `device`, with what the dataset needs to load."""
+    """A checkpoint's `Predictor` (model, tokenizer, config, device), with what the dataset needs to load."""
 
     data: Path
     prepared: Path
-    device: str
-    model: Any
-    tokenizer: Any
-    config: Any
+    predictor: Any
     transforms: Any
     title: str
 
@@ -200,15 +197,18 @@ class _Loaded:
 def _evaluate_loaded(request: EvalRequest, prepared: Path, device: str, distributed: bool) -> EvalResult:
     """Load the model and the prepared dataset of `request` on `device` and evaluate."""
     from rvos_cli.data.transforms import VideoTransforms
-    from rvos_cli.engine.evaluator import load_eval_model
+    from rvos_cli.engine.predictor import Predictor
 
     data, checkpoint = _given(request.data, "--data"), _given(request.checkpoint, "--checkpoint")
-    model, tokenizer, config = load_eval_model(checkpoint, request.preset, request.text_encoder)
-    model.to(device)
+    # Official checkpoints store no architecture: eval asks for --preset rather than assuming one.
+    predictor = Predictor.from_checkpoint(
+        checkpoint, request.preset, request.text_encoder, device=device, dtype="fp32", default_preset=None
+    )
+    config = predictor.config
     eval_size = (config.data.eval_short_size, config.data.eval_max_size)
     transforms = VideoTransforms(*eval_size, horizontal_flip=False)
     title = f"{NAMES[request.dataset]} — {checkpoint}"
-    loaded = _Loaded(data, prepared, device, model, tokenizer, config, transforms, title)
+    loaded = _Loaded(data, prepared, predictor, transforms, title)
     if request.dataset == "ytvos":
         return _evaluate_ytvos(request, loaded)
     return _evaluate_a2d(request, loaded, distributed)
@@ -221,7 +221,7 @@ def _evaluate_ytvos(request: EvalRequest, loaded: _Loaded) -> EvalResult:
 
     out = request.out or DEFAULT_YTVOS_OUT
     valid = ReferYouTubeVOSDataset(loaded.prepared, loaded.data, "valid", loaded.transforms)
-    metrics = evaluate_ytvos(loaded.model, loaded.tokenizer, valid, out, loaded.device, request.max_frames)
+    metrics = evaluate_ytvos(loaded.predictor, valid, out, request.max_frames)
     result = EvalResult(metrics, loaded.title)
     result.notes.append(f"submission: {out / 'submission.zip'} (predictions in {out / 'Annotations'})")
     if not valid.has_gt:
@@ -237,7 +237,7 @@ def _evaluate_a2d(request: EvalRequest, loaded: _Loaded, distributed: bool) -> E
     from rvos_cli.data.prepare import load_prepared
     from rvos_cli.engine.evaluator import evaluate_a2d
 
-    clip_window = request.window or loaded.config.train.window
+    clip_window = request.window or loaded.predictor.config.train.window
     if request.dataset == "a2d":
         from rvos_cli.data.a2d import A2DSentencesDataset
 
@@ -248,11 +248,9 @@ def _evaluate_a2d(request: EvalRequest, loaded: _Loaded, distributed: bool) -> E
         test = JHMDBSentencesDataset(loaded.prepared, loaded.data, clip_window, loaded.transforms)
     coco_gt = load_prepared(loaded.prepared, "coco_gt_test.json", f"rvos prepare {request.dataset}")
     metrics = evaluate_a2d(
-        loaded.model,
-        loaded.tokenizer,
+        loaded.predictor,
         test,
         coco_gt,
-        loaded.device,
         request.batch_size,
         predictions_out=request.predictions_out,
         distributed=distributed,

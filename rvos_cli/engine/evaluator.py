@@ -3,15 +3,15 @@
 Shape legend: T frames, B clips in a batch, Nq object queries, h4×w4 = H/4×W/4 mask-logit resolution,
 H×W padded input size, h×w resized input size, H0×W0 original frame size.
 
-Everything runs in fp32 under `torch.no_grad()` with the model in eval mode; each sentence is tokenised
-and encoded once per sample.
+The model runs through a `Predictor` (its device and precision; `rvos eval` uses fp32) under
+`torch.no_grad()` in eval mode; each sentence is tokenised and encoded once per sample.
 
   * A2D / JHMDB (spec §8.1, §11): batches of clips around the annotated frame; only that frame passes
     the transformer; every query's mask (at the original size) with its P(referred) becomes a COCO
     result, then `core.metrics.a2d_metrics` gives mAP, AP50/75, AP by area, P@K and the IoUs.
-  * Ref-YouTube-VOS (spec §8.2): per video, the frames are encoded once (the whole video in one pass, or
-    overlapping windows when `max_frames` is smaller) and decoded once per expression; windows are linked
-    with `WindowLinker`. PNGs `Annotations/<video>/<exp_id>/<frame>.png` (0/255, original size) and
+  * Ref-YouTube-VOS (spec §8.2): per video, `Predictor.track_video` encodes the frames once (the whole
+    video in one pass, or linked overlapping windows when `max_frames` is smaller) and decodes them once
+    per expression. PNGs `Annotations/<video>/<exp_id>/<frame>.png` (0/255, original size) and
     `submission.zip` are written atomically. With local ground truth, J, F, J&F follow metrics.md §4.
 
 A2D/JHMDB prediction can be shared by the ranks of a torchrun process group (`distributed=True`: each
@@ -25,7 +25,6 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
-from rvos_cli.core.config import Config
-from rvos_cli.core.inference import WindowLinker, a2d_postprocess
+from rvos_cli.core.inference import a2d_postprocess
 from rvos_cli.core.metrics import a2d_metrics, mean_jf, score_expression
-from rvos_cli.core.model import MTTR, Tokenizer
 from rvos_cli.data.collate import collate
 from rvos_cli.engine.distributed import DistInfo, all_gather_object, current_info
+from rvos_cli.engine.predictor import Predictor
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_path, write_json_atomic
 
@@ -65,20 +62,6 @@ ANNOTATIONS_DIR = "Annotations"
 SUBMISSION_ZIP = "submission.zip"
 
 
-def load_eval_model(
-    checkpoint: Path, preset: str | None = None, text_encoder: str | None = None
-) -> tuple[MTTR, Tokenizer, Config]:
-    """Build the network a checkpoint needs, load its weights strictly and switch it to eval mode (CPU).
-
-    The architecture (and the eval resize sizes and window) come from `preset` when given, else from the
-    config an rvos checkpoint stores; official MTTR checkpoints store none, so they need `preset`.
-    Returns (model, tokenizer, config); RvosError for anything that does not fit.
-    """
-    config = checkpoint_config(checkpoint, preset)
-    model, tokenizer = load_trained_model(checkpoint, config, text_encoder)
-    return model, tokenizer, config
-
-
 def json_metrics(metrics: dict[str, Any], keys: tuple[str, ...]) -> dict[str, float | None]:
     """Keep exactly `keys` (`A2D_KEYS` or `YTVOS_KEYS`) of a metrics dict, as fractions.
 
@@ -97,10 +80,8 @@ def json_metrics(metrics: dict[str, Any], keys: tuple[str, ...]) -> dict[str, fl
 
 @torch.no_grad()
 def predict_a2d(
-    model: MTTR,
-    tokenizer: Tokenizer,
+    predictor: Predictor,
     dataset: Dataset,
-    device: str | torch.device = "cpu",
     batch_size: int = 1,
     progress: bool = True,
     distributed: bool = False,
@@ -114,7 +95,7 @@ def predict_a2d(
     With `distributed` (every rank of the live process group must call it) rank r predicts samples
     r, r + world, ... and the results are gathered, so every rank returns the full list.
     """
-    model.eval()
+    predictor.model.eval()
     info = current_info() if distributed else DistInfo()
     indices = list(range(info.rank, len(dataset), info.world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -127,16 +108,9 @@ def predict_a2d(
         disable=not (progress and info.is_main),
     )
     for batch in loader:
-        frames = batch["frames"].to(device).float()  # [T, B, 3, H, W]
-        padding_mask = batch["padding_mask"].to(device)  # [T, B, H, W]
-        text = {k: v.to(device) for k, v in tokenizer(batch["texts"]).items()}
-        outputs = model(
-            frames,
-            padding_mask,
-            text["input_ids"],
-            text["attention_mask"],
-            valid_indices=batch["valid_indices"],
-            return_aux=False,
+        frames = batch["frames"]  # [T, B, 3, H, W]
+        outputs = predictor.clip_outputs(
+            frames, batch["padding_mask"], batch["texts"], batch["valid_indices"]
         )  # pred_masks [1, B, Nq, h4, w4], pred_is_referred [1, B, Nq, 2]
         targets = [target for step in batch["targets"] for target in step]  # time-major, as outputs
         results = a2d_postprocess(
@@ -159,11 +133,9 @@ def predict_a2d(
 
 
 def evaluate_a2d(
-    model: MTTR,
-    tokenizer: Tokenizer,
+    predictor: Predictor,
     dataset: Dataset,
     coco_gt: dict,
-    device: str | torch.device = "cpu",
     batch_size: int = 1,
     progress: bool = True,
     predictions_out: Path | None = None,
@@ -177,7 +149,7 @@ def evaluate_a2d(
     """
     if len(dataset) == 0:
         raise RvosError("the test split holds no samples; nothing to evaluate")
-    predictions = predict_a2d(model, tokenizer, dataset, device, batch_size, progress, distributed)
+    predictions = predict_a2d(predictor, dataset, batch_size, progress, distributed)
     if predictions_out is not None and (not distributed or current_info().is_main):
         write_json_atomic(Path(predictions_out), predictions)
     return json_metrics(a2d_metrics(coco_gt, predictions), A2D_KEYS)
@@ -199,45 +171,10 @@ def _save_mask(path: Path, mask: torch.Tensor) -> None:
     Image.fromarray(mask.cpu().numpy().astype(np.uint8) * 255).save(path)
 
 
-@torch.no_grad()
-def _predict_video(
-    model: MTTR,
-    tokenizer: Tokenizer,
-    frames: torch.Tensor,
-    sentences: list[str],
-    orig_size: tuple[int, int],
-    device: str | torch.device,
-    max_frames: int | None,
-) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """Segment K sentences in one video, yielding (sentence k, frame index t, mask bool `[H0, W0]`).
-
-    `frames` `[T, 3, h, w]` (one clip, so no padding). The frames are encoded once per window and
-    decoded once per sentence; each sentence's windows are linked by its own `WindowLinker`.
-    """
-    num_frames, size = frames.shape[0], tuple(frames.shape[-2:])
-    window = num_frames if max_frames is None else min(num_frames, max_frames)
-    overlap = 0 if window == num_frames else window // 4  # the demo's 24/6 ratio (spec §8.4)
-    texts = []
-    for sentence in sentences:
-        tokens = {k: v.to(device) for k, v in tokenizer([sentence]).items()}
-        texts.append(model.encode_text(tokens["input_ids"], tokens["attention_mask"]))
-    linkers = [WindowLinker(num_frames, window, overlap, size, size, orig_size) for _ in sentences]
-    for start, end in linkers[0].windows:
-        clip = frames[start:end, None].to(device).float()  # [t, 1, 3, h, w]
-        padding_mask = torch.zeros(end - start, 1, *size, dtype=torch.bool, device=device)
-        context = model.visual_context(model.encode_video(clip, padding_mask))  # shared by all sentences
-        for k, (text, linker) in enumerate(zip(texts, linkers, strict=True)):
-            out = model.decode(context, text, return_aux=False)  # [t, 1, Nq, h4, w4], [t, 1, Nq, 2]
-            for frame in linker.push(out["pred_masks"][:, 0], out["pred_is_referred"][:, 0]):
-                yield k, frame.frame_index, frame.mask
-
-
 def predict_ytvos(
-    model: MTTR,
-    tokenizer: Tokenizer,
+    predictor: Predictor,
     dataset: Any,
     out_dir: Path,
-    device: str | torch.device = "cpu",
     max_frames: int | None = None,
     progress: bool = True,
 ) -> Path:
@@ -253,7 +190,7 @@ def predict_ytvos(
         raise RvosError(f"--max-frames {max_frames}: must be at least 1")
     if len(dataset) == 0:
         raise RvosError("the valid split holds no expressions; nothing to predict")
-    model.eval()
+    predictor.model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".annotations-", dir=out_dir))
@@ -266,13 +203,10 @@ def predict_ytvos(
             folders = [stage / meta["video_id"] / str(entry["exp_id"]) for entry in entries]
             for folder in folders:
                 folder.mkdir(parents=True)
-            masks = _predict_video(
-                model,
-                tokenizer,
+            masks = predictor.track_video(
                 item["frames"],
                 [entry["exp"] for entry in entries],
                 tuple(meta["original_frame_size"]),
-                device,
                 max_frames,
             )
             for k, t, mask in masks:
@@ -335,11 +269,9 @@ def _read_prediction(path: Path) -> np.ndarray:
 
 
 def evaluate_ytvos(
-    model: MTTR,
-    tokenizer: Tokenizer,
+    predictor: Predictor,
     dataset: Any,
     out_dir: Path,
-    device: str | torch.device = "cpu",
     max_frames: int | None = None,
     progress: bool = True,
 ) -> dict[str, float | None]:
@@ -348,7 +280,7 @@ def evaluate_ytvos(
     Returns the `YTVOS_KEYS` as fractions, or all None without ground truth (the real valid split: upload
     `out_dir/submission.zip` to the evaluation server instead).
     """
-    predict_ytvos(model, tokenizer, dataset, out_dir, device, max_frames, progress)
+    predict_ytvos(predictor, dataset, out_dir, max_frames, progress)
     if not dataset.has_gt:
         return json_metrics({}, YTVOS_KEYS)
     return json_metrics(score_ytvos_dataset(dataset, Path(out_dir) / ANNOTATIONS_DIR, progress), YTVOS_KEYS)

@@ -104,6 +104,7 @@ def epoch_evaluator(
     from rvos_cli.core.model import build_tokenizer
     from rvos_cli.data.transforms import VideoTransforms
     from rvos_cli.engine import evaluator
+    from rvos_cli.engine.predictor import Predictor
     from rvos_cli.fileio import read_json
 
     root = Path(data_root)
@@ -123,7 +124,8 @@ def epoch_evaluator(
             return None
 
         def evaluate_a2d(model: nn.Module, epoch: int) -> dict[str, float]:
-            metrics = evaluator.evaluate_a2d(model, tokenizer, dataset, coco_gt, device, batch_size, False)  # type: ignore[arg-type]
+            predictor = Predictor(model, tokenizer, config, device=device, dtype="fp32")  # type: ignore[arg-type]
+            metrics = evaluator.evaluate_a2d(predictor, dataset, coco_gt, batch_size, False)
             return {k: v for k, v in metrics.items() if v is not None}
 
         return evaluate_a2d
@@ -138,7 +140,8 @@ def epoch_evaluator(
 
         def evaluate_ytvos(model: nn.Module, epoch: int) -> dict[str, float]:
             out = Path(run_dir) / "validation_outputs" / f"epoch_{epoch:02d}"
-            metrics = evaluator.evaluate_ytvos(model, tokenizer, valid, out, device, progress=False)  # type: ignore[arg-type]
+            predictor = Predictor(model, tokenizer, config, device=device, dtype="fp32")  # type: ignore[arg-type]
+            metrics = evaluator.evaluate_ytvos(predictor, valid, out, progress=False)
             return {k: v for k, v in metrics.items() if v is not None}
 
         return evaluate_ytvos

@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 from PIL import Image
 
 from rvos_cli.core.checkpoints import save_model_checkpoint
-from rvos_cli.core.config import config_to_dict, get_preset
+from rvos_cli.core.config import Config, config_to_dict, get_preset
 from rvos_cli.core.inference import LinkedFrame, link_windows, plan_windows
 from rvos_cli.core.metrics.jf import db_eval_boundary
 from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
@@ -29,17 +29,29 @@ from rvos_cli.engine.evaluator import (
     evaluate_a2d,
     evaluate_ytvos,
     json_metrics,
-    load_eval_model,
     predict_a2d,
     predict_ytvos,
     score_ytvos_dataset,
 )
+from rvos_cli.engine.predictor import Predictor
 from rvos_cli.errors import RvosError
 
 SIZE = (64, 96)  # (H, W) of the synthetic frames = the original size of every prediction
 FRAMES = 8
 EVAL_TRANSFORMS = VideoTransforms(32, 48, horizontal_flip=False)
 NUM_QUERIES = get_preset("tiny").model.transformer.num_queries
+
+
+def on_cpu(model: MTTR, tokenizer: Tokenizer) -> Predictor:
+    """The fp32 CPU Predictor `rvos eval` runs `model` through."""
+    return Predictor(model, tokenizer, device="cpu", dtype="fp32")
+
+
+def load_eval_model(checkpoint: Path, preset: str | None = None) -> tuple[MTTR, Tokenizer, Config]:
+    """(model, tokenizer, config) of the checkpoint loaded as `rvos eval` loads it (fp32 on the CPU, no
+    default preset for official checkpoints)."""
+    loaded = Predictor.from_checkpoint(checkpoint, preset, device="cpu", dtype="fp32", default_preset=None)
+    return loaded.model, loaded.tokenizer, loaded.config
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +89,7 @@ def submission(
 ) -> Path:
     """The output folder of one whole-video `predict_ytvos` run."""
     out = tmp_path_factory.mktemp("submission")
-    predict_ytvos(model, tokenizer, ytvos, out, progress=False)
+    predict_ytvos(on_cpu(model, tokenizer), ytvos, out, progress=False)
     return out
 
 
@@ -93,7 +105,7 @@ def test_a2d_predictions_hold_every_query_of_every_gt_image_at_original_size(
     model: MTTR, tokenizer: Tokenizer, a2d: tuple[A2DSentencesDataset, dict]
 ) -> None:
     dataset, coco_gt = a2d
-    predictions = predict_a2d(model, tokenizer, dataset, batch_size=3, progress=False)
+    predictions = predict_a2d(on_cpu(model, tokenizer), dataset, batch_size=3, progress=False)
     image_ids = [image["id"] for image in coco_gt["images"]]
     assert len(image_ids) == len(dataset) > 0
     assert len(predictions) == NUM_QUERIES * len(image_ids)
@@ -106,8 +118,8 @@ def test_a2d_batching_does_not_change_predictions(
     model: MTTR, tokenizer: Tokenizer, a2d: tuple[A2DSentencesDataset, dict]
 ) -> None:
     dataset, _ = a2d
-    alone = predict_a2d(model, tokenizer, dataset, batch_size=1, progress=False)
-    batched = predict_a2d(model, tokenizer, dataset, batch_size=2, progress=False)
+    alone = predict_a2d(on_cpu(model, tokenizer), dataset, batch_size=1, progress=False)
+    batched = predict_a2d(on_cpu(model, tokenizer), dataset, batch_size=2, progress=False)
     assert [p["segmentation"] for p in alone] == [p["segmentation"] for p in batched]
     np.testing.assert_allclose([p["score"] for p in alone], [p["score"] for p in batched], atol=1e-5)
 
@@ -124,7 +136,7 @@ def _ddp_predict(rank: int, world_size: int, folder: Path) -> None:
         folder / "data" / "rvos_prepared", folder / "data", "test", 2, EVAL_TRANSFORMS
     )
     predictions = predict_a2d(
-        model, build_tokenizer("tiny"), dataset, batch_size=3, progress=False, distributed=True
+        on_cpu(model, build_tokenizer("tiny")), dataset, batch_size=3, progress=False, distributed=True
     )
     (folder / f"rank{rank}.json").write_text(json.dumps(predictions))
     dist.destroy_process_group()
@@ -137,7 +149,7 @@ def test_two_gloo_ranks_gather_the_same_predictions_as_one_process(
     (tmp_path / "data").symlink_to(dataset.root)
     torch.save(model.state_dict(), tmp_path / "model.pth")
     mp.start_processes(_ddp_predict, args=(2, tmp_path), nprocs=2, join=True, start_method="fork")
-    alone = predict_a2d(model, tokenizer, dataset, batch_size=3, progress=False)
+    alone = predict_a2d(on_cpu(model, tokenizer), dataset, batch_size=3, progress=False)
     for rank in (0, 1):
         gathered = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert [(p["image_id"], p["segmentation"]) for p in gathered] == [
@@ -152,7 +164,7 @@ def test_evaluate_a2d_reports_exactly_the_table_keys_and_null_for_empty_area_ran
     dataset, coco_gt = a2d
     assert all(ann["area"] < 32**2 for ann in coco_gt["annotations"])  # only small objects in 64x96
     metrics = evaluate_a2d(
-        model, tokenizer, dataset, coco_gt, progress=False, predictions_out=tmp_path / "pred.json"
+        on_cpu(model, tokenizer), dataset, coco_gt, progress=False, predictions_out=tmp_path / "pred.json"
     )
     assert tuple(metrics) == A2D_KEYS
     assert metrics["AP_medium"] is None and metrics["AP_large"] is None
@@ -183,7 +195,7 @@ def test_submission_pngs_are_0_255_greyscale_at_the_original_size(
 def test_one_window_as_long_as_the_video_equals_the_whole_video_pass(
     model: MTTR, tokenizer: Tokenizer, ytvos: ReferYouTubeVOSDataset, submission: Path, tmp_path: Path
 ) -> None:
-    predict_ytvos(model, tokenizer, ytvos, tmp_path, max_frames=FRAMES, progress=False)
+    predict_ytvos(on_cpu(model, tokenizer), ytvos, tmp_path, max_frames=FRAMES, progress=False)
     for name in expected_pngs(ytvos):
         assert (tmp_path / "Annotations" / name).read_bytes() == (
             submission / "Annotations" / name
@@ -216,7 +228,7 @@ def test_linked_windows_write_the_linked_track_of_each_frame_and_replace_an_earl
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
     # max_frames 4 over 8 frames: windows [0, 4), [3, 7), [6, 8) sharing one frame (a quarter of 4)
-    predict_ytvos(model, tokenizer, ytvos, tmp_path, max_frames=4, progress=False)
+    predict_ytvos(on_cpu(model, tokenizer), ytvos, tmp_path, max_frames=4, progress=False)
     written = {p.relative_to(tmp_path / "Annotations").as_posix() for p in tmp_path.rglob("*.png")}
     assert written == expected_pngs(ytvos)
     unlike_whole_video = 0
@@ -259,7 +271,7 @@ def test_evaluate_ytvos_reports_j_f_and_their_mean_on_synthetic_ground_truth(
     model: MTTR, tokenizer: Tokenizer, ytvos: ReferYouTubeVOSDataset, tmp_path: Path
 ) -> None:
     assert ytvos.has_gt
-    metrics = evaluate_ytvos(model, tokenizer, ytvos, tmp_path, progress=False)
+    metrics = evaluate_ytvos(on_cpu(model, tokenizer), ytvos, tmp_path, progress=False)
     assert tuple(metrics) == YTVOS_KEYS
     # metrics.md §4 by hand from the written PNGs: per-frame J (empty vs empty = 1) and F, averaged over
     # an expression's frames, then over expressions (each expression weight 1, whatever its length).

@@ -23,6 +23,7 @@ from rvos_cli.data.a2d import A2DSentencesDataset
 from rvos_cli.data.transforms import VideoTransforms
 from rvos_cli.engine import trainer as trainer_module
 from rvos_cli.engine.evaluator import evaluate_a2d
+from rvos_cli.engine.predictor import Predictor
 from rvos_cli.engine.train_data import epoch_evaluator
 from rvos_cli.engine.trainer import train
 from rvos_cli.errors import RvosError
@@ -150,7 +151,8 @@ def test_epoch_evaluator_scores_the_prepared_test_split(data_root: Path, tmp_pat
         data_root / "rvos_prepared", data_root, "test", 2, VideoTransforms(64, 96, horizontal_flip=False)
     )
     coco_gt = read_json(data_root / "rvos_prepared" / "coco_gt_test.json")
-    expected = evaluate_a2d(model, build_tokenizer(config.model), dataset, coco_gt, "cpu", 2, False)
+    predictor = Predictor(model, build_tokenizer(config.model), device="cpu", dtype="fp32")
+    expected = evaluate_a2d(predictor, dataset, coco_gt, 2, False)
     assert (expected["AP_medium"], expected["AP_large"]) == (None, None)
     assert metrics == {k: v for k, v in expected.items() if v is not None}
     assert metrics["overall_iou"] > 0.01  # a real score, not a default
