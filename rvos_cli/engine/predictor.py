@@ -31,7 +31,13 @@ import torch
 
 from rvos_cli.core.config import Config
 from rvos_cli.core.devices import resolve_device, resolve_dtype
-from rvos_cli.core.inference import WindowLinker, masks_to_rle, plan_windows
+from rvos_cli.core.inference import (
+    DEFAULT_SCORE_THRESHOLD,
+    WindowLinker,
+    check_selection,
+    masks_to_rle,
+    plan_windows,
+)
 from rvos_cli.core.model import MTTR, Tokenizer
 from rvos_cli.data.transforms import VideoTransforms, resized_size
 from rvos_cli.data.video_io import VideoInfo
@@ -48,6 +54,7 @@ DEFAULT_PRESET = "mttr-ytvos"
 DEFAULT_SIZE = (360, 640)
 # One decoded frame: (source frame index, RGB uint8 [H0, W0, 3], normalised float32 [3, h, w]).
 Decoded = tuple[int, np.ndarray, torch.Tensor]
+Size = tuple[int, int]
 
 
 def check_sentences(sentences: Sequence[str]) -> list[str]:
@@ -112,7 +119,9 @@ class Predictor:
     Build it with `from_checkpoint` (or directly from a model, e.g. the one being trained). `device` and
     `dtype` ('auto', 'cpu', 'cuda:N' / 'auto', 'fp32', 'bf16') are resolved by `core.devices`; `window` /
     `overlap` frames cut long videos (spec §8.4); `size` is the (short side, max long side) resize, by
-    default the config's evaluation size.
+    default the config's evaluation size. `select` is how each window's sequence is chosen: 'top1' (TSVS,
+    linked across windows) or 'threshold' (the union of every sequence scoring above `score_threshold`,
+    possibly empty: MeViS), see `core.inference.WindowLinker`.
     """
 
     def __init__(
@@ -126,8 +135,12 @@ class Predictor:
         window: int = DEFAULT_WINDOW,
         overlap: int = DEFAULT_OVERLAP,
         size: tuple[int, int | None] | None = None,
+        select: str = "top1",
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     ) -> None:
         check_settings(window, overlap, size)
+        check_selection(select, score_threshold)
+        self.select, self.score_threshold = select, score_threshold
         if size is None:
             size = (config.data.eval_short_size, config.data.eval_max_size) if config else DEFAULT_SIZE
         short, longest = size
@@ -151,6 +164,8 @@ class Predictor:
         overlap: int = DEFAULT_OVERLAP,
         size: tuple[int, int | None] | None = None,
         default_preset: str | None = DEFAULT_PRESET,
+        select: str = "top1",
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     ) -> Predictor:
         """Load an rvos or official MTTR checkpoint strictly and wrap it (model in eval mode on `device`).
 
@@ -164,8 +179,9 @@ class Predictor:
         config = checkpoint_config(Path(checkpoint), preset, default_preset=default_preset)
         model, tokenizer = load_trained_model(Path(checkpoint), config, text_encoder)
         return cls(
-            model, tokenizer, config, device=device, dtype=dtype, window=window, overlap=overlap, size=size
-        )
+            model, tokenizer, config, device=device, dtype=dtype, window=window, overlap=overlap, size=size,
+            select=select, score_threshold=score_threshold,
+        )  # fmt: skip
 
     def probe(self, source: Source, fps: float | None = None) -> VideoInfo:
         """`VideoInfo` (fps, num_frames, height, width) of a file, folder or list/array of frames.
@@ -233,7 +249,7 @@ class Predictor:
                     resized = (clip.shape[-2], clip.shape[-1])
                     orig = window_frames[0][1].shape[:2]
                     linkers = [
-                        WindowLinker(frames.num_frames, self.window, self.overlap, resized, resized, orig)
+                        self._linker(frames.num_frames, self.window, self.overlap, resized, orig)
                         for _ in sentences
                     ]
                 outputs = self._window_outputs(clip, input_ids, attention_mask)
@@ -282,6 +298,15 @@ class Predictor:
                 return
             buffer = buffer[step:]
             first += step
+
+    def _linker(
+        self, num_frames: int | None, window: int, overlap: int, resized: Size, orig: Size
+    ) -> WindowLinker:
+        """One sentence's `WindowLinker` with the predictor's selection (one clip: padded = resized size)."""
+        return WindowLinker(
+            num_frames, window, overlap, resized, resized, orig,
+            select=self.select, score_threshold=self.score_threshold,
+        )  # fmt: skip
 
     def _autocast(self) -> torch.autocast:
         """bf16 autocast on the predictor's device when its dtype is bf16 (disabled for fp32)."""
@@ -345,7 +370,7 @@ class Predictor:
         for sentence in sentences:
             tokens = {k: v.to(self.device) for k, v in self.tokenizer([sentence]).items()}
             texts.append(self.model.encode_text(tokens["input_ids"], tokens["attention_mask"]))
-        linkers = [WindowLinker(num_frames, window, overlap, size, size, orig_size) for _ in sentences]
+        linkers = [self._linker(num_frames, window, overlap, size, orig_size) for _ in sentences]
         for start, end in linkers[0].windows:
             clip = frames[start:end, None].to(self.device).float()  # [t, 1, 3, h, w]
             padding_mask = torch.zeros(end - start, 1, *size, dtype=torch.bool, device=self.device)

@@ -166,3 +166,18 @@ def test_frames_of_another_size_in_a_stream_are_refused(predictor: Predictor) ->
     frames = [*clip_frames()[:3], np.zeros((40, 80, 3), dtype=np.uint8)]
     with pytest.raises(RvosError, match=r"frame 3 is \[40, 80\], the first one was \[48, 80\]"):
         list(predictor.stream(frames, SENTENCES))
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(0.6, "bar"), (0.4, "everything")])
+def test_threshold_selection_reaches_the_linkers(tiny_tokenizer, threshold: float, expected: str) -> None:
+    from test_infer import BarModel, bar_mask
+
+    # BarModel: query 0 (the bar) has P(referred) ≈ 1 for sentence 0, query 1 (the rest) exactly 0.5.
+    bar = Predictor(
+        BarModel(), tiny_tokenizer, device="cpu", dtype="fp32", size=(32, 48), window=4, overlap=1,
+        select="threshold", score_threshold=threshold,
+    )  # fmt: skip
+    frames = [np.repeat(bar_mask(i)[:, :, None], 3, axis=2).astype(np.uint8) * 255 for i in range(6)]
+    for r in bar.stream(frames, ["the white bar"]):
+        want = bar_mask(r.index) if expected == "bar" else np.ones_like(bar_mask(0))
+        assert np.array_equal(r.masks[0], want)
