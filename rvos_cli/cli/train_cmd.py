@@ -95,8 +95,12 @@ def train(
         bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only; train.amp).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Run folder (default: runs/<timestamp>, or the resumed run's).")
+        Path | None,
+        typer.Option(help="Run folder (default: runs/train/<preset>, -2, -3 on repeats; resumed: its own)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Reuse an existing --out folder, removing the earlier run.")
+    ] = False,
     resume: Annotated[
         Path | None, typer.Option(help="Continue a run: its folder or one of its checkpoint files.")
     ] = None,
@@ -141,6 +145,13 @@ def train(
     device = parse_device(device)
     if run_config.train.amp and amp and not device.startswith("cuda"):
         err_console.print("[yellow]note:[/] AMP is CUDA-only; training in fp32 on the CPU", highlight=False)
+
+    if out is not None and resume is None:
+        from rvos_cli.engine.run_dir import clear_earlier_run, output_dir
+
+        output_dir(out, overwrite, "train", run_config.preset)
+        if overwrite:
+            clear_earlier_run(out)  # on every rank, all before the process group forms: no rank writes yet
 
     from rvos_cli.engine.distributed import env_dist_info
     from rvos_cli.engine.train_result import summary

@@ -1,9 +1,11 @@
-"""The layout of a training run's folder, finding what to resume, and keeping `best`/`last` up to date.
+"""Run folders: naming a new one (`runs/<verb>/<name>`, `-2`, `-3` on repeats), the layout of a training
+run's folder, finding what to resume, and keeping `best`/`last` up to date.
 
     RUN/
       config.yaml                 the resolved config the run trains with
       metrics.jsonl               one JSON record per step and per epoch (`engine.logging.MetricsLog`)
       tensorboard/                the same numbers as TensorBoard events (when tensorboard is installed)
+      validation_outputs/epoch_NN  Ref-YouTube-VOS masks of each epoch's evaluation
       checkpoints/
         NN.pth.tar                after every epoch (epochs numbered from 0, like the reference)
         last.pth.tar              the newest state: an epoch file's twin, or a mid-epoch checkpoint
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,12 @@ from rvos_cli.core.config import Config, config_from_dict, load_config
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_open, atomic_path
 
+RUNS_ROOT = Path("runs")
 CHECKPOINTS = "checkpoints"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+VALIDATION_DIR = "validation_outputs"
 LAST = "last.pth.tar"
 BEST = "best.pth.tar"
 EPOCH_GLOB = "[0-9]*.pth.tar"
@@ -44,12 +47,53 @@ def epoch_checkpoint(run_dir: Path, epoch: int) -> Path:
     return checkpoint_dir(run_dir) / f"{epoch:02d}.pth.tar"
 
 
-def default_run_dir() -> Path:
-    """`runs/<YYYY_MM_DD-HH_MM_SS>` under the current folder (rank 0's name, shared with every rank)."""
+def next_run_dir(verb: str, name: str, root: Path = RUNS_ROOT) -> Path:
+    """The folder for a new run of `rvos <verb>`: `root/verb/name`, or when an earlier run has that name the
+    first free one of `name-2`, `name-3`, ... (so no run's outputs are ever replaced by the next one).
+
+    Only picks the name; the command creates the folder when it writes. Returns the path.
+    """
+    parent = Path(root) / verb
+    candidate, number = parent / name, 2
+    while candidate.exists():
+        candidate, number = parent / f"{name}-{number}", number + 1
+    return candidate
+
+
+def output_dir(out: Path | None, overwrite: bool, verb: str, name: str, root: Path = RUNS_ROOT) -> Path:
+    """Where a command writes: the explicit `--out` folder, else `next_run_dir(verb, name, root)`.
+
+    An explicit folder that exists and is not empty is refused with RvosError unless `overwrite` (then the
+    command replaces its own outputs in it); a file at that path is always refused. Returns the folder.
+    """
+    if out is None:
+        return next_run_dir(verb, name, root)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RvosError(f"--out {out}: is a file; expected a folder for the outputs")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise RvosError(
+            f"--out {out}: already holds outputs; pass --overwrite to replace them, or leave out --out "
+            f"to write a new runs/{verb}/{name}[-N] folder"
+        )
+    return out
+
+
+def default_run_dir(name: str) -> Path:
+    """`runs/train/<name>` (`-2`, `-3`, ... on repeats) under the current folder: rank 0 picks the name and
+    every rank gets the same one."""
     from rvos_cli.engine import distributed as D
 
-    name = datetime.now().strftime("%Y_%m_%d-%H_%M_%S")
-    return Path(D.broadcast_object(str(Path("runs") / name)))
+    return Path(D.broadcast_object(str(next_run_dir("train", name))))
+
+
+def clear_earlier_run(run_dir: Path) -> None:
+    """Remove what an earlier training run left in `run_dir` (checkpoints, logs, config, validation masks)
+    before a fresh run reuses the folder (`rvos train --out RUN --overwrite`); nothing else is touched."""
+    for name in (CHECKPOINTS, TENSORBOARD_DIR, VALIDATION_DIR):
+        shutil.rmtree(Path(run_dir) / name, ignore_errors=True)
+    for name in (CONFIG_FILE, METRICS_FILE):
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 def refuse_earlier_run(run_dir: Path) -> None:

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from rvos_cli.core.config import Config
 from rvos_cli.data import PREPARED_DIRNAME
+from rvos_cli.engine.run_dir import VALIDATION_DIR
 from rvos_cli.errors import RvosError
 
 # (model in eval mode, epoch index) → metrics such as {"mAP": ..} or {"J&F": ..}; runs on rank 0 only.
@@ -139,7 +140,7 @@ def epoch_evaluator(
             return None
 
         def evaluate_ytvos(model: nn.Module, epoch: int) -> dict[str, float]:
-            out = Path(run_dir) / "validation_outputs" / f"epoch_{epoch:02d}"
+            out = Path(run_dir) / VALIDATION_DIR / f"epoch_{epoch:02d}"
             predictor = Predictor(model, tokenizer, config, device=device, dtype="fp32")  # type: ignore[arg-type]
             metrics = evaluator.evaluate_ytvos(predictor, valid, out, progress=False)
             return {k: v for k, v in metrics.items() if v is not None}

@@ -389,7 +389,7 @@ def train(
         checkpoint = R.resolve_resume(resume) if resume is not None else None
         if run_dir is None:
             run_dir = R.run_dir_of(checkpoint) if checkpoint is not None else None
-        run_dir = Path(run_dir) if run_dir is not None else R.default_run_dir()
+        run_dir = Path(run_dir) if run_dir is not None else R.default_run_dir(config.preset)
         if checkpoint is None:
             R.refuse_earlier_run(run_dir)
         config.data.dataset = detect_dataset(data_root, config.data.dataset)

@@ -170,6 +170,38 @@ def test_non_finite_loss_exits_1_with_the_reason(
     assert "non-finite loss at step 1; last good checkpoint: none was written yet" in result.output
 
 
+def test_runs_without_out_go_to_runs_train_preset_then_numbered_folders(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = small_run(data_root, tmp_path, "--max-steps", "1")
+    at = command.index("--out")
+    command = command[:at] + command[at + 2 :]  # the same run without --out
+    for _ in range(2):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+    runs = tmp_path / "runs" / "train"
+    assert sorted(p.name for p in runs.iterdir()) == ["tiny", "tiny-2"]
+    assert all((runs / name / "checkpoints" / "last.pth.tar").is_file() for name in ("tiny", "tiny-2"))
+
+
+def test_an_existing_out_folder_is_refused_without_overwrite(
+    data_root: Path, tmp_path: Path, capture_engine
+) -> None:
+    seen = capture_engine(trainer_module, "train")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "00.pth.tar").write_bytes(b"an earlier run")
+    line = one_line_error(runner.invoke(app, small_run(data_root, tmp_path / "run")))
+    assert line == (
+        f"error: --out {tmp_path / 'run'}: already holds outputs; pass --overwrite to replace them, "
+        "or leave out --out to write a new runs/train/tiny[-N] folder"
+    )
+    assert seen == {}  # refused before any work
+    result = runner.invoke(app, small_run(data_root, tmp_path / "run", "--overwrite"))
+    assert seen["run_dir"] == tmp_path / "run", result.output
+    assert list((tmp_path / "run").iterdir()) == []  # the earlier run's files are gone
+
+
 @pytest.mark.slow  # a real process interrupted with SIGINT: about 15 s on 2 cores
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(data_root: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"

@@ -53,3 +53,41 @@ def test_a_checkpoint_is_written_whole(tmp_path: Path) -> None:
     path = R.write_checkpoint({"epoch": 3, "w": torch.ones(2)}, tmp_path / "c" / "x.pth.tar")
     assert torch.load(path, weights_only=True)["epoch"] == 3
     assert [p.name for p in path.parent.iterdir()] == ["x.pth.tar"]
+
+
+def test_a_new_run_gets_the_first_free_name_with_a_numbered_suffix(tmp_path: Path) -> None:
+    assert R.next_run_dir("infer", "bikes", tmp_path) == tmp_path / "infer" / "bikes"
+    (tmp_path / "infer" / "bikes").mkdir(parents=True)
+    assert R.next_run_dir("infer", "bikes", tmp_path) == tmp_path / "infer" / "bikes-2"
+    (tmp_path / "infer" / "bikes-2").mkdir()
+    (tmp_path / "infer" / "bikes-4").mkdir()  # a gap is filled first
+    assert R.next_run_dir("infer", "bikes", tmp_path) == tmp_path / "infer" / "bikes-3"
+    assert R.next_run_dir("train", "bikes", tmp_path) == tmp_path / "train" / "bikes"
+    assert not (tmp_path / "train").exists()  # only named, not created
+
+
+def test_an_explicit_out_folder_with_outputs_needs_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    assert R.output_dir(out, False, "infer", "bikes") == out  # does not exist yet
+    out.mkdir()
+    assert R.output_dir(out, False, "infer", "bikes") == out  # empty: nothing to replace
+    (out / "overlay.mp4").write_bytes(b"earlier")
+    with pytest.raises(RvosError) as err:
+        R.output_dir(out, False, "infer", "bikes")
+    assert str(err.value) == (
+        f"--out {out}: already holds outputs; pass --overwrite to replace them, "
+        "or leave out --out to write a new runs/infer/bikes[-N] folder"
+    )
+    assert R.output_dir(out, True, "infer", "bikes") == out
+    with pytest.raises(RvosError, match=r"is a file; expected a folder"):
+        R.output_dir(out / "overlay.mp4", True, "infer", "bikes")
+    assert R.output_dir(None, False, "infer", "bikes", tmp_path) == tmp_path / "infer" / "bikes"
+
+
+def test_clearing_an_earlier_run_removes_only_the_run_files(tmp_path: Path) -> None:
+    run = _run_with(tmp_path, "00.pth.tar", "last.pth.tar")
+    for name in (R.CONFIG_FILE, R.METRICS_FILE, "notes.txt"):
+        (run / name).write_text("x")
+    (run / R.VALIDATION_DIR / "epoch_00").mkdir(parents=True)
+    R.clear_earlier_run(run)
+    assert [p.name for p in run.iterdir()] == ["notes.txt"]
