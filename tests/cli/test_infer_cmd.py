@@ -20,8 +20,10 @@ from typer.testing import CliRunner
 from rvos_cli.cli.app import app
 from rvos_cli.core.checkpoints import save_model_checkpoint
 from rvos_cli.core.config import config_to_dict, get_preset
+from rvos_cli.core.devices import native_bf16
 from rvos_cli.core.model import build_model
 from rvos_cli.data.video_io import probe_video, write_video
+from rvos_cli.engine.predictor import Predictor
 
 SMALL = ["--size", "64,96"]
 FINAL_NAMES = {"overlay.mp4", "overlay.gif", "predictions.json", "masks"}
@@ -188,6 +190,29 @@ def test_without_checkpoint_says_the_model_is_untrained_and_writes_nothing(
     assert result.exit_code == 2
     assert "untrained" in result.stderr and "rvos train" in result.stderr and "official MTTR" in result.stderr
     assert not out.exists()
+
+
+def test_model_options_reach_the_predictor(
+    checkpoint: Path, generated_clip: Path, tmp_path: Path, capture_engine
+) -> None:
+    seen = capture_engine(Predictor, "from_checkpoint")
+    result = infer(
+        str(generated_clip), "the grey square", "-c", str(checkpoint), "--out", str(tmp_path / "out"),
+        "--preset", "tiny", "--text-encoder", "minilm", "--device", "cpu", "--dtype", "bf16",
+        "--window", "10", "--overlap", "3", "--size", "64,96",
+    )  # fmt: skip
+    assert "args" in seen, result.output  # the command reached the engine
+    assert seen["args"] == (checkpoint, "tiny", "minilm", "cpu", "bf16", 10, 3, (64, 96))
+
+
+def test_without_model_options_the_predictor_gets_the_defaults(
+    checkpoint: Path, generated_clip: Path, tmp_path: Path, capture_engine
+) -> None:
+    seen = capture_engine(Predictor, "from_checkpoint")
+    result = infer(str(generated_clip), "a square", "-c", str(checkpoint), "--out", str(tmp_path / "o"))
+    assert "args" in seen, result.output
+    expected_dtype = "bf16" if native_bf16("cpu") else "fp32"
+    assert seen["args"] == (checkpoint, None, None, "cpu", expected_dtype, 24, 6, None)
 
 
 def write_wav(path: Path) -> Path:
