@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -240,6 +241,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise RvosError(f"config key {where!r}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise RvosError(f"config key {where!r}: expected a finite number, got {value!r}")
         if annotation is int and float(value) != int(value):
             raise RvosError(f"config key {where!r}: expected an integer, got {value!r}")
         return annotation(value)
@@ -255,7 +258,7 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else key
         if key not in names:
-            raise RvosError(f"unknown config key {where!r}{_suggest(key, names)}")
+            raise RvosError(f"unknown config key {where!r}{_suggest(str(key), names)}")
         kwargs[key] = _coerce(value, hints[key], where)
     return cls(**kwargs)
 
@@ -283,13 +286,17 @@ def load_config(path: Path) -> Config:
     if not path.is_file():
         raise RvosError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise RvosError(f"{path}: not UTF-8 text (byte {err.start}); save the config as UTF-8") from None
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f":{line + 1}" if line is not None else ""
         raise RvosError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
     if not isinstance(data, dict):
         raise RvosError(f"{path}: expected a mapping of config sections at the top level")
+    if "preset" in data and not isinstance(data["preset"], str):
+        raise RvosError(f"{path}: 'preset' must be a preset name, got {data['preset']!r}")
     base = get_preset(data["preset"]) if "preset" in data else Config()
     try:
         return merge_config(base, data)
@@ -321,11 +328,21 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
         if "=" not in item:
             raise RvosError(f"--set {item!r}: expected key.path=value")
         key, raw = item.split("=", 1)
-        node = overrides
         parts = key.strip().split(".")
+        if not all(parts):
+            raise RvosError(f"--set {item!r}: expected key.path=value with dot-separated names")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise RvosError(
+                f"--set {item!r}: the value is not a YAML scalar ({getattr(err, 'problem', err)})"
+            ) from None
+        node = overrides
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise RvosError(f"--set {item!r}: {part!r} was already given a value, not a section")
+        node[parts[-1]] = value
     return merge_config(config, overrides)
 
 

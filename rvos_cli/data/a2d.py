@@ -36,6 +36,7 @@ from rvos_cli.data.prepare import (
     PrepareSummary,
     load_prepared,
     read_csv_rows,
+    read_text_lines,
     require_paths,
     sample_generator,
     window_indices,
@@ -219,9 +220,7 @@ def prepare_a2d(root: Path, out: Path, skip_bad: bool = False, cache_frames: boo
     require_paths(root, [VIDEOSET, CLIPS, ANNOTATIONS, MISSED, INSTANCES], "A2D-Sentences")
     bad = BadInput(skip_bad)
     splits = _read_videoset(root / VIDEOSET, bad)
-    missed = {
-        line.strip() for line in (root / MISSED).read_text(encoding="utf-8").splitlines() if line.strip()
-    }
+    missed = set(read_text_lines(root / MISSED))
     rows = _read_query_rows(root / ANNOTATIONS, splits, missed, bad)
     summary = PrepareSummary(dataset="a2d", out=out)
 

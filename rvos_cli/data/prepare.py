@@ -89,12 +89,33 @@ def require_paths(root: Path, relative: list[str], layout: str) -> None:
 
 
 def read_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Yield (1-based line number, fields) for every non-blank row of a CSV file."""
+    """Yield (1-based line number, fields) for every non-blank row of a CSV file.
+
+    Bytes that are not UTF-8 or a malformed CSV line raise RvosError naming the file and line.
+    """
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
-        for row in reader:
-            if row and any(cell.strip() for cell in row):
-                yield reader.line_num, row
+        try:
+            for row in reader:
+                if row and any(cell.strip() for cell in row):
+                    yield reader.line_num, row
+        except UnicodeDecodeError as error:
+            raise RvosError(
+                f"{path}:{reader.line_num + 1}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+                "save the file as UTF-8"
+            ) from None
+        except csv.Error as error:
+            raise RvosError(f"{path}:{reader.line_num}: not a valid CSV line ({error})") from None
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The non-blank lines of a UTF-8 text file, stripped; RvosError naming the file if it is not UTF-8."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise RvosError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def load_prepared(prepared: Path, name: str, command: str) -> Any:

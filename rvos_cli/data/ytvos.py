@@ -78,12 +78,14 @@ def _read_meta(path: Path) -> dict[str, dict]:
             isinstance(data, dict)
             and isinstance(data.get("expressions"), dict)
             and isinstance(data.get("frames"), list)
+            and all(isinstance(frame, str) for frame in data["frames"])
             and all(
                 isinstance(e, dict) and isinstance(e.get("exp"), str) for e in data["expressions"].values()
             )
         ):
             raise RvosError(
-                f"{path}: video {video_id} needs 'expressions' {{exp_id: {{'exp': text, ...}}}} and 'frames'"
+                f"{path}: video {video_id} needs 'expressions' {{exp_id: {{'exp': text, ...}}}} and 'frames' "
+                "(a list of frame names)"
             )
     return videos
 

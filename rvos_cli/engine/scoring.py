@@ -6,6 +6,7 @@ These functions are where prediction and ground-truth files enter: they validate
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,11 @@ def _validate_predictions(predictions: Any, path: Path, gt_sizes: dict[Any, tupl
         image_id = entry["image_id"]
         if not isinstance(image_id, (int, str)) or image_id not in gt_sizes:
             raise RvosError(f"{where}: image_id {image_id!r} is not in the ground truth")
-        if not isinstance(entry["score"], Real) or isinstance(entry["score"], bool):
-            raise RvosError(f"{where}: 'score' must be a number, got {entry['score']!r}")
+        score = entry["score"]
+        if not isinstance(score, Real) or isinstance(score, bool):
+            raise RvosError(f"{where}: 'score' must be a number, got {score!r}")
+        if not math.isfinite(score):
+            raise RvosError(f"{where}: 'score' must be a finite number, got {score!r}")
         size = _rle_size(entry["segmentation"])
         if size is None:
             raise RvosError(f"{where}: 'segmentation' must be an RLE {{'size': [H, W], 'counts': ...}}")
