@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rvos_cli.core.config import apply_overrides, get_preset, load_config
@@ -241,5 +241,7 @@ def test_yaml_config(tmp_path_factory: pytest.TempPathFactory, text: str) -> Non
 
 @FUZZ
 @given(items=st.lists(SET_ITEM, min_size=1, max_size=3))
+@example(items=["train.lr=a\x01"])  # PyYAML's reader error spans two lines
+@example(items=["train=0:"])  # a mapping with an integer key
 def test_set_values(items: list[str]) -> None:
     expect_only_rvos_errors(lambda: apply_overrides(get_preset("tiny"), items))

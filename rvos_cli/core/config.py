@@ -275,6 +275,12 @@ def save_config(config: Config, path: Path) -> None:
     write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
+def _yaml_problem(error: Exception) -> str:
+    """PyYAML's short description of a parse error, on one line."""
+    problem = getattr(error, "problem", None) or str(error)
+    return " ".join(str(problem).split())
+
+
 def load_config(path: Path) -> Config:
     """Read a YAML config written by `save_config` (or by hand); a partial file fills in preset defaults.
 
@@ -292,7 +298,7 @@ def load_config(path: Path) -> Config:
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f":{line + 1}" if line is not None else ""
-        raise RvosError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise RvosError(f"{path}{where}: not valid YAML ({_yaml_problem(err)})") from None
     if not isinstance(data, dict):
         raise RvosError(f"{path}: expected a mapping of config sections at the top level")
     if "preset" in data and not isinstance(data["preset"], str):
@@ -335,7 +341,7 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
             raise RvosError(
-                f"--set {item!r}: the value is not a YAML scalar ({getattr(err, 'problem', err)})"
+                f"--set {item!r}: the value is not a YAML scalar ({_yaml_problem(err)})"
             ) from None
         node = overrides
         for part in parts[:-1]:
