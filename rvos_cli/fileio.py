@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -104,6 +105,29 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
         raise write_error(path, error) from error
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def zip_folder_atomic(folder: Path | str, zip_path: Path | str, root_name: str | None = None) -> Path:
+    """Zip everything under `folder` into `zip_path` atomically; returns `zip_path` as a `Path`.
+
+    Entries are sorted and deflated, so the same files give the same zip; folders get their own entries.
+    With `root_name` every entry sits under `root_name/` (e.g. 'Annotations/<video>/...'), else at the
+    zip root.
+    """
+    folder, prefix = Path(folder), f"{root_name}/" if root_name else ""
+    with (
+        atomic_path(zip_path) as temp,
+        zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        if prefix:
+            archive.writestr(prefix, b"")
+        for path in sorted(folder.rglob("*")):
+            name = prefix + path.relative_to(folder).as_posix()
+            if path.is_dir():
+                archive.writestr(f"{name}/", b"")
+            else:
+                archive.write(path, name)
+    return Path(zip_path)
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from rvos_cli.fileio import (
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
+    zip_folder_atomic,
 )
 
 
@@ -88,3 +90,19 @@ def test_atomic_dir_replaces_the_whole_folder_only_on_success(tmp_path: Path) ->
         raise ZeroDivisionError
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["v", "v/1.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["Annotations"]
+
+
+def test_zip_folder_atomic_sorted_entries_under_an_optional_root(tmp_path: Path) -> None:
+    folder = tmp_path / "preds"
+    (folder / "v2" / "0").mkdir(parents=True)
+    (folder / "v1").mkdir()
+    (folder / "v2" / "0" / "00000.png").write_bytes(b"png")
+    with_root = zip_folder_atomic(folder, tmp_path / "a.zip", "Annotations")
+    at_root = zip_folder_atomic(folder, tmp_path / "b.zip")
+    with zipfile.ZipFile(with_root) as archive:
+        names = archive.namelist()
+        assert archive.read("Annotations/v2/0/00000.png") == b"png"
+    assert names == ["Annotations/", "Annotations/v1/", "Annotations/v2/", "Annotations/v2/0/",
+                     "Annotations/v2/0/00000.png"]  # fmt: skip
+    with zipfile.ZipFile(at_root) as archive:
+        assert archive.namelist() == ["v1/", "v2/", "v2/0/", "v2/0/00000.png"]

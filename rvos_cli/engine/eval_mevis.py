@@ -12,7 +12,6 @@ a MeViS sentence may refer to several objects or to none.
 from __future__ import annotations
 
 import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.mevis import IMAGES, load_index, load_video_tracks, read_gt_split
 from rvos_cli.errors import RvosError
-from rvos_cli.fileio import atomic_dir, atomic_path, write_bytes_atomic
+from rvos_cli.fileio import atomic_dir, write_bytes_atomic, zip_folder_atomic
 
 PREDICTIONS_DIR = "predictions"
 SUBMISSION_ZIP = "submission.zip"
@@ -126,21 +125,6 @@ def score_mevis_folder(pred_root: Path, gt_root: Path, progress: bool = True) ->
     return score_mevis(pred_root, videos, lambda video: mask_dict, progress)
 
 
-def zip_submission(pred_root: Path, zip_path: Path) -> Path:
-    """Zip `pred_root`'s video folders at the root of `zip_path` (atomically, sorted entries)."""
-    with (
-        atomic_path(zip_path) as temp,
-        zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive,
-    ):
-        for path in sorted(Path(pred_root).rglob("*")):
-            name = path.relative_to(pred_root).as_posix()
-            if path.is_dir():
-                archive.writestr(f"{name}/", b"")
-            else:
-                archive.write(path, name)
-    return zip_path
-
-
 def evaluate_mevis(
     predictor: Any, root: Path, prepared: Path, split: str, out_dir: Path, progress: bool = True
 ) -> dict[str, Any]:
@@ -155,5 +139,5 @@ def evaluate_mevis(
         raise RvosError(f"{Path(prepared)}: the {split} split holds no expressions; nothing to predict")
     pred_root = predict_mevis(predictor, root, videos, split, out_dir, progress)
     if split == "valid":
-        return {"submission": str(zip_submission(pred_root, Path(out_dir) / SUBMISSION_ZIP))}
+        return {"submission": str(zip_folder_atomic(pred_root, Path(out_dir) / SUBMISSION_ZIP))}
     return score_mevis(pred_root, videos, lambda video: load_video_tracks(prepared, split, video), progress)

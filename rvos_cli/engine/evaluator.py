@@ -20,27 +20,23 @@ rank predicts a slice, the results are gathered); Ref-YouTube-VOS prediction run
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from rvos_cli.core.inference import a2d_postprocess
+from rvos_cli.core.mask_png import mask_png_bytes, read_mask_png
 from rvos_cli.core.metrics import a2d_metrics, mean_jf, score_expression
 from rvos_cli.data.collate import collate
 from rvos_cli.engine.distributed import DistInfo, all_gather_object, current_info
 from rvos_cli.engine.predictor import Predictor
 from rvos_cli.errors import RvosError
-from rvos_cli.fileio import atomic_path, write_json_atomic
+from rvos_cli.fileio import atomic_dir, write_json_atomic, zip_folder_atomic
 
 A2D_KEYS: tuple[str, ...] = (
     "mAP",
@@ -166,11 +162,6 @@ def _videos(samples: list[list]) -> dict[str, list[int]]:
     return groups
 
 
-def _save_mask(path: Path, mask: torch.Tensor) -> None:
-    """Write a bool mask `[H0, W0]` as an 8-bit greyscale PNG with values 0/255."""
-    Image.fromarray(mask.cpu().numpy().astype(np.uint8) * 255).save(path)
-
-
 def predict_ytvos(
     predictor: Predictor,
     dataset: Any,
@@ -192,9 +183,8 @@ def predict_ytvos(
         raise RvosError("the valid split holds no expressions; nothing to predict")
     predictor.model.eval()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".annotations-", dir=out_dir))
-    try:
+    zip_path = out_dir / SUBMISSION_ZIP
+    with atomic_dir(out_dir / ANNOTATIONS_DIR) as stage:
         bar = tqdm(total=len(dataset), desc="predict", unit="expr", file=sys.stderr, disable=not progress)
         for indices in _videos(dataset.samples).values():
             item = dataset[indices[0]]
@@ -210,38 +200,13 @@ def predict_ytvos(
                 max_frames,
             )
             for k, t, mask in masks:
-                _save_mask(folders[k] / f"{meta['frame_indices'][t]}.png", mask)
+                # Plain writes: the staging folder is swapped in whole, so no PNG is seen half-written.
+                png = folders[k] / f"{meta['frame_indices'][t]}.png"
+                png.write_bytes(mask_png_bytes(mask.cpu().numpy()))
             bar.update(len(indices))
         bar.close()
-        zip_path = out_dir / SUBMISSION_ZIP
-        _zip_annotations(stage, zip_path)
-        _replace_dir(stage, out_dir / ANNOTATIONS_DIR)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        zip_folder_atomic(stage, zip_path, ANNOTATIONS_DIR)
     return zip_path
-
-
-def _zip_annotations(folder: Path, zip_path: Path) -> None:
-    """Zip `folder` as `Annotations/...` into `zip_path` atomically (sorted, so the zip is reproducible)."""
-    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{ANNOTATIONS_DIR}/", b"")
-        for path in sorted(folder.rglob("*")):
-            name = f"{ANNOTATIONS_DIR}/{path.relative_to(folder).as_posix()}"
-            if path.is_dir():
-                archive.writestr(f"{name}/", b"")
-            else:
-                archive.write(path, name)
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    """Move `source` to `target`, replacing an existing `target` folder (old one removed afterwards)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    source.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def score_ytvos_dataset(dataset: Any, annotations_dir: Path, progress: bool = True) -> dict[str, float]:
@@ -257,15 +222,9 @@ def score_ytvos_dataset(dataset: Any, annotations_dir: Path, progress: bool = Tr
     for index, (video_id, frames, entry) in enumerate(bar):
         gt = dataset.gt_masks(index)  # [T, H0, W0]
         folder = Path(annotations_dir) / video_id / str(entry["exp_id"])
-        pred = np.stack([_read_prediction(folder / f"{frame}.png") for frame in frames])  # [T, H0, W0]
+        pred = np.stack([read_mask_png(folder / f"{f}.png", "prediction") for f in frames])  # [T, H0, W0]
         scores.append(score_expression(gt, pred))
     return mean_jf(scores)
-
-
-def _read_prediction(path: Path) -> np.ndarray:
-    """A prediction PNG as a bool mask `[H, W]` (foreground = non-zero)."""
-    with Image.open(path) as image:
-        return np.asarray(image) != 0
 
 
 def evaluate_ytvos(
