@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from rvos_cli.cli.common import TrustCheckpoint, err_console, out_console
+from rvos_cli.core.selection import DEFAULT_SCORE_THRESHOLD, check_selection
 from rvos_cli.errors import RvosError
 
 SAVE_CHOICES = ("mp4", "png", "json", "gif")
@@ -56,7 +57,12 @@ def infer(
     video: Annotated[
         Path, typer.Argument(help="Video file (mp4, avi, mov, webm, mkv) or a folder of frames.")
     ],
-    text: Annotated[list[str], typer.Argument(help="One or more sentences, each describing one object.")],
+    text: Annotated[
+        list[str],
+        typer.Argument(
+            help="One or more sentences, each describing one object (or several: --select threshold)."
+        ),
+    ],
     checkpoint: Annotated[
         Path | None,
         typer.Option("--checkpoint", "-c", help="Official MTTR checkpoint or one written by `rvos train`."),
@@ -90,6 +96,16 @@ def infer(
     save: Annotated[
         str, typer.Option(help="Outputs to write: a subset of mp4,png,json,gif.")
     ] = "mp4,png,json",
+    select: Annotated[
+        str,
+        typer.Option(
+            help="top1: the sequence with the best TSVS score (MTTR); threshold: the union of every sequence "
+            "scoring above --score-threshold, an empty mask when none does (several objects or none).",
+        ),
+    ] = "top1",
+    score_threshold: Annotated[
+        float, typer.Option(help="The TSVS score a sequence must exceed with --select threshold.")
+    ] = DEFAULT_SCORE_THRESHOLD,
     trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
     """Segment the object each sentence refers to in every frame of VIDEO.
@@ -109,6 +125,7 @@ def infer(
     from rvos_cli.engine.predictor import DEFAULT_PRESET, Predictor, check_settings
 
     check_settings(window, overlap, parsed_size)
+    check_selection(select, score_threshold)
     with trusted_checkpoints(trust_checkpoint):  # an unreadable checkpoint fails before the video is probed
         checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
     frames = check_inference_inputs(video, text, out_dir, start=start, end=end, save=kinds)
@@ -119,8 +136,9 @@ def infer(
         dtype = resolve_dtype(dtype, device)
         with trusted_checkpoints(trust_checkpoint):
             predictor = Predictor.from_checkpoint(
-                checkpoint, preset, text_encoder, device, dtype, window, overlap, parsed_size
-            )
+                checkpoint, preset, text_encoder, device, dtype, window, overlap, parsed_size,
+                select=select, score_threshold=score_threshold,
+            )  # fmt: skip
         with _progress_bar() as on_progress:
             result = run_inference(
                 predictor, video, text, out_dir, save=kinds, progress=on_progress, frames=frames

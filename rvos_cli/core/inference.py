@@ -28,13 +28,10 @@ import torch
 import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 
+from rvos_cli.core.selection import DEFAULT_SCORE_THRESHOLD, check_selection
 from rvos_cli.errors import RvosError
 
 Size = tuple[int, int]
-SELECT_MODES = ("top1", "threshold")
-# P(referred) > 1/2 means the head prefers "referred" over "not referred": the natural cut for a 2-way
-# softmax (LMPM's 0.8 is for a different score, its query classifier).
-DEFAULT_SCORE_THRESHOLD = 0.5
 
 
 def logits_to_masks(
@@ -128,14 +125,6 @@ def threshold_select(sequence_scores: torch.Tensor, score_threshold: float) -> l
     """The queries whose TSVS sequence score (`[Nq]`) is strictly above `score_threshold`, best first."""
     passing = torch.nonzero(sequence_scores > score_threshold).flatten().tolist()
     return sorted(passing, key=lambda q: (-float(sequence_scores[q]), q))
-
-
-def check_selection(select: str, score_threshold: float) -> None:
-    """RvosError unless `select` is one of `SELECT_MODES` and `score_threshold` lies in [0, 1]."""
-    if select not in SELECT_MODES:
-        raise RvosError(f"--select {select!r}: expected one of {', '.join(SELECT_MODES)}")
-    if not 0.0 <= score_threshold <= 1.0:
-        raise RvosError(f"--score-threshold {score_threshold}: expected a value between 0 and 1")
 
 
 def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:

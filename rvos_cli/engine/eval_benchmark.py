@@ -106,7 +106,7 @@ def run_benchmark(name: str, given: dict[str, Any], device: str, progress: bool 
 
 def _predictor(name: str, given: dict[str, Any], device: str) -> Any:
     """The `Predictor` of the checkpoint: threshold selection for MeViS (default), top-1 for DAVIS."""
-    from rvos_cli.core.inference import DEFAULT_SCORE_THRESHOLD
+    from rvos_cli.core.selection import DEFAULT_SCORE_THRESHOLD
     from rvos_cli.engine.predictor import DEFAULT_OVERLAP, DEFAULT_WINDOW, Predictor
 
     window = given.get("--max-frames") or DEFAULT_WINDOW

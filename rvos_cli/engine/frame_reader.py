@@ -133,9 +133,7 @@ class FrameReader:
     queue) and waits for it.
     """
 
-    def __init__(
-        self, source: Source, frames: FrameRange, transform: VideoTransforms, capacity: int
-    ) -> None:
+    def __init__(self, source: Source, frames: FrameRange, transform: VideoTransforms, capacity: int) -> None:
         self._source = source
         self._range = frames
         self._transform = transform

@@ -31,14 +31,9 @@ import torch
 
 from rvos_cli.core.config import Config
 from rvos_cli.core.devices import resolve_device, resolve_dtype
-from rvos_cli.core.inference import (
-    DEFAULT_SCORE_THRESHOLD,
-    WindowLinker,
-    check_selection,
-    masks_to_rle,
-    plan_windows,
-)
+from rvos_cli.core.inference import WindowLinker, masks_to_rle, plan_windows
 from rvos_cli.core.model import MTTR, Tokenizer
+from rvos_cli.core.selection import DEFAULT_SCORE_THRESHOLD, check_selection
 from rvos_cli.data.transforms import VideoTransforms, resized_size
 from rvos_cli.data.video_io import VideoInfo
 from rvos_cli.engine.frame_reader import FrameRange, FrameReader, Source, frame_range, probe_source

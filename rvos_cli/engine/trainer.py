@@ -257,9 +257,7 @@ class _Trainer:
         vote = STOP_INTERRUPTED if flag.requested else STOP_TIME_LIMIT if out_of_time else 0
         return int(D.all_reduce_max(torch.tensor([float(vote)], device=device)).item())
 
-    def _step(
-        self, batch: dict, epoch: int, log: MetricsLog, progress: TrainProgress, flag: StopFlag
-    ) -> str:
+    def _step(self, batch: dict, epoch: int, log: MetricsLog, progress: TrainProgress, flag: StopFlag) -> str:
         """One optimizer step; returns a stop reason ("" to go on)."""
         weighted, total = compute_loss(
             self.model, self.criterion, self.tokenizer, batch, self.device, self.amp

@@ -133,6 +133,19 @@ def test_generated_clip_outputs_and_summary(checkpoint: Path, generated_clip: Pa
     assert "predictions.json" in result.stdout and "overlay.gif" in result.stdout
 
 
+def test_threshold_selection_with_nothing_above_it_gives_empty_masks(
+    checkpoint: Path, generated_clip: Path, tmp_path: Path
+) -> None:
+    # No TSVS score can exceed 1: "nothing referred", an empty mask in every frame of both sentences.
+    args = ["-c", str(checkpoint), "--out", str(tmp_path), *SMALL, "--save", "png", "--window", "8"]
+    result = infer(str(generated_clip), "the grey square", "a cat", *args, "--select", "threshold",
+                   "--score-threshold", "1")  # fmt: skip
+    assert_ok(result)
+    for k in (0, 1):
+        masks = sorted((tmp_path / f"masks/{k}").iterdir())
+        assert len(masks) == 20 and all(not np.asarray(Image.open(m)).any() for m in masks)
+
+
 def test_rle_decodes_to_the_png_masks(checkpoint: Path, generated_clip: Path, tmp_path: Path) -> None:
     result = infer(
         str(generated_clip),
@@ -282,6 +295,10 @@ def bad_arguments(case: str, folder: Path, checkpoint: str, video: str) -> tuple
         return [video, "a dog", *common, "--dtype", "fp16"], "--dtype 'fp16'"
     if case == "start past end":
         return [video, "a dog", *common, "--start", "5"], "past the end of the video"
+    if case == "bad select":
+        return [video, "a dog", *common, "--select", "all"], "--select 'all': expected one of top1, threshold"
+    if case == "bad score threshold":
+        return [video, "a dog", *common, "--score-threshold", "2"], "--score-threshold 2.0: expected a value"
     assert case == "overlap too big"
     return [video, "a dog", *common, "--window", "4", "--overlap", "4"], "overlap 4"
 
@@ -302,6 +319,8 @@ BAD_CASES = [
     "bad dtype",
     "start past end",
     "overlap too big",
+    "bad select",
+    "bad score threshold",
 ]
 
 
