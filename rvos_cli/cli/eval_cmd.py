@@ -31,7 +31,7 @@ from rvos_cli.cli.common import (
     parse_device,
 )
 from rvos_cli.data import PREPARED_DIRNAME
-from rvos_cli.engine.eval_run import DEFAULT_YTVOS_OUT, EvalRequest, EvalResult
+from rvos_cli.engine.eval_run import EvalRequest, EvalResult
 from rvos_cli.errors import RvosError
 
 
@@ -112,9 +112,14 @@ def eval_command(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help=f"ytvos: folder for Annotations/ and submission.zip (default: {DEFAULT_YTVOS_OUT})."
+            "--out",
+            help="ytvos/mevis/davis: folder for the predicted masks (default: runs/eval/<benchmark-split>, "
+            "-2, -3 on repeats).",
         ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the outputs of an earlier run in an existing --out.")
+    ] = False,
     predictions_out: Annotated[
         Path | None,
         typer.Option("--predictions-out", help="a2d/jhmdb: also save the COCO results JSON here."),
@@ -180,6 +185,7 @@ def eval_command(
         max_frames=max_frames,
         split=split,
         out=out,
+        overwrite=overwrite or None,
         predictions_out=predictions_out,
         predictions=predictions,
         coco_gt=coco_gt,

@@ -19,7 +19,6 @@ from rvos_cli.engine.eval_run import EvalResult
 from rvos_cli.errors import RvosError
 
 BENCHMARKS = ("mevis", "davis")
-DEFAULT_OUT = {"mevis": Path("runs") / "eval" / "mevis-{split}", "davis": Path("runs") / "eval" / "davis"}
 # Options of `rvos eval` that mean nothing for these two benchmarks.
 NOT_APPLICABLE = ("--window", "--predictions-out", "--coco-gt")
 
@@ -37,7 +36,7 @@ def check_options(name: str, given: dict[str, Any], scoring: bool) -> None:
             f"{option} does not apply to `rvos eval davis` (one object per expression, val split)"
         )
     model_only = {"--data", "--prepared", "--checkpoint", "--preset", "--text-encoder", "--max-frames",
-                  "--out", "--select", "--score-threshold", "--split"}  # fmt: skip
+                  "--out", "--overwrite", "--select", "--score-threshold", "--split"}  # fmt: skip
     if scoring:
         for option in sorted(used & model_only - ({"--split"} if name == "mevis" else set())):
             raise RvosError(f"{option} is for evaluating a model; --predictions scores existing files")
@@ -83,13 +82,16 @@ def run_benchmark(name: str, given: dict[str, Any], device: str, progress: bool 
     if not data.is_dir():
         raise RvosError(f"{data}: dataset folder not found")
     prepared = Path(given.get("--prepared") or data / PREPARED_DIRNAME)
+    from rvos_cli.engine.run_dir import output_dir
+
+    split = given.get("--split") or "valid_u"
+    run_name = f"mevis-{split}" if name == "mevis" else "davis"
+    out = output_dir(given.get("--out"), bool(given.get("--overwrite")), "eval", run_name)
     predictor = _predictor(name, given, device)
     checkpoint = given["--checkpoint"]
     if name == "mevis":
         from rvos_cli.engine.eval_mevis import evaluate_mevis
 
-        split = given.get("--split") or "valid_u"
-        out = Path(given.get("--out") or str(DEFAULT_OUT["mevis"]).format(split=split))
         result = evaluate_mevis(predictor, data, prepared, split, out, progress)
         return EvalResult(
             result, f"MeViS {split} — {checkpoint}", notes=[f"predictions: {out / 'predictions'}"]
@@ -97,7 +99,6 @@ def run_benchmark(name: str, given: dict[str, Any], device: str, progress: bool 
     from rvos_cli.engine.eval_davis import evaluate_davis
 
     task = given.get("--davis-task") or "unsupervised"
-    out = Path(given.get("--out") or DEFAULT_OUT["davis"])
     result = evaluate_davis(predictor, data, prepared, out, task, progress)
     return EvalResult(
         result, f"Ref-DAVIS17 ({task}) — {checkpoint}", notes=[f"predictions: {out}/anno_0..anno_3"]

@@ -11,7 +11,7 @@ Torch is imported only when a model is evaluated, so importing this module stays
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,14 @@ PREPARED_FILES = {
     "jhmdb": ("samples_test.json", "coco_gt_test.json"),
     "ytvos": ("samples_valid.json",),
 }
-DEFAULT_YTVOS_OUT = Path("runs") / "eval" / "ytvos-valid"
+YTVOS_RUN_NAME = "ytvos-valid"  # default output folder: runs/eval/ytvos-valid (-2, -3, ... on repeats)
 
 # Options that only make sense in one mode or for one kind of dataset (named as the CLI spells them).
 _MODEL_ONLY = ("--data", "--prepared", "--checkpoint", "--preset", "--text-encoder", "--window",
-               "--max-frames", "--split", "--out", "--predictions-out")  # fmt: skip
+               "--max-frames", "--split", "--out", "--overwrite", "--predictions-out")  # fmt: skip
 _SCORING_ONLY = ("--coco-gt", "--gt-root")
 _A2D_ONLY = ("--window", "--predictions-out", "--coco-gt")
-_YTVOS_ONLY = ("--max-frames", "--split", "--out", "--gt-root")
+_YTVOS_ONLY = ("--max-frames", "--split", "--out", "--overwrite", "--gt-root")
 _BENCHMARK_ONLY = ("--select", "--score-threshold", "--davis-task")
 
 
@@ -57,6 +57,7 @@ class EvalRequest:
     max_frames: int | None = None
     split: str | None = None
     out: Path | None = None
+    overwrite: bool | None = None
     predictions_out: Path | None = None
     predictions: Path | None = None
     coco_gt: Path | None = None
@@ -144,6 +145,11 @@ def run_evaluation(request: EvalRequest) -> EvalResult | None:
         raise RvosError(f"{path}: its folder {path.parent} does not exist")
     if request.predictions is not None:
         return EvalResult(score_predictions(request), f"{NAMES[request.dataset]} — {request.predictions}")
+    if request.dataset == "ytvos":  # the output folder is settled before the model loads
+        from rvos_cli.engine.run_dir import output_dir
+
+        out = output_dir(request.out, bool(request.overwrite), "eval", YTVOS_RUN_NAME)
+        request = replace(request, out=out)
     return evaluate_checkpoint(request)
 
 
@@ -219,7 +225,7 @@ def _evaluate_ytvos(request: EvalRequest, loaded: _Loaded) -> EvalResult:
     from rvos_cli.data.ytvos import ReferYouTubeVOSDataset
     from rvos_cli.engine.evaluator import evaluate_ytvos
 
-    out = request.out or DEFAULT_YTVOS_OUT
+    out = _given(request.out, "--out")  # resolved by run_evaluation
     valid = ReferYouTubeVOSDataset(loaded.prepared, loaded.data, "valid", loaded.transforms)
     metrics = evaluate_ytvos(loaded.predictor, valid, out, request.max_frames)
     result = EvalResult(metrics, loaded.title)

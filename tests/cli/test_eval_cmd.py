@@ -140,6 +140,33 @@ def test_ytvos_writes_the_submission_zip_and_j_f_on_synthetic_ground_truth(
     assert "submission.zip" in result.stdout and "J&F" in result.stdout
 
 
+def test_ytvos_runs_without_out_get_numbered_folders_and_an_existing_out_needs_overwrite(
+    ytvos_root: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = ["ytvos", "--data", ytvos_root, "--checkpoint", checkpoint]
+    for _ in range(2):
+        result = run(*command)
+        assert result.exit_code == 0, result.output
+    runs = tmp_path / "runs" / "eval"
+    assert sorted(p.name for p in runs.iterdir()) == ["ytvos-valid", "ytvos-valid-2"]
+    assert all((runs / name / "submission.zip").is_file() for name in ("ytvos-valid", "ytvos-valid-2"))
+    earlier = runs / "ytvos-valid"
+    assert_user_error(
+        run(*command, "--out", earlier),
+        f"--out {earlier}: already holds outputs; pass --overwrite to replace them, "
+        "or leave out --out to write a new runs/eval/ytvos-valid[-N] folder",
+    )
+    result = run(*command, "--out", earlier, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in runs.iterdir()) == ["ytvos-valid", "ytvos-valid-2"]
+
+
+def test_overwrite_does_not_apply_to_a2d(a2d_root: Path, checkpoint: Path) -> None:
+    result = run("a2d", "--data", a2d_root, "--checkpoint", checkpoint, "--overwrite")
+    assert_user_error(result, "--overwrite applies to `rvos eval ytvos` only")
+
+
 # ---------------------------------------------------------------------------------- scoring only
 
 
