@@ -26,7 +26,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from rvos_cli.core.inference import masks_to_rle
@@ -34,11 +33,11 @@ from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
+    SeededSamples,
     load_prepared,
     read_csv_rows,
     read_text_lines,
     require_paths,
-    sample_generator,
     window_indices,
 )
 from rvos_cli.data.video_io import iter_frames, read_frames
@@ -343,7 +342,7 @@ def _coco_gt(test_samples: list[list], gt_by_image: dict[str, tuple[dict, dict]]
     return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "dummy_class"}]}
 
 
-class A2DSentencesDataset(Dataset):
+class A2DSentencesDataset(SeededSamples):
     """A2D-Sentences clips: a window of `window` frames around each sample's annotated frame.
 
     Item: dict with `frames` float `[T, 3, h, w]` (T = window), `text`, `valid_indices` [T//2] and
@@ -369,13 +368,6 @@ class A2DSentencesDataset(Dataset):
         self.videos = load_prepared(self.prepared, "videos.json", "rvos prepare a2d")
         self.window, self.transforms, self.seed, self.epoch = window, transforms, seed, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the epoch that (with the seed and index) determines each sample's random flip."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
     def __getitem__(self, index: int) -> dict:
         query, video_id, frame_idx, instance_id = self.samples[index]
         num_frames = self.videos[video_id]["num_frames"]
@@ -395,7 +387,7 @@ class A2DSentencesDataset(Dataset):
         }
         targets: list[dict | None] = [None] * self.window
         targets[self.window // 2] = target
-        generator = sample_generator(self.seed, self.epoch, index)
+        generator = self.generator(index)
         video, targets, text = self.transforms(frames, targets, normalize_sentence(query), generator)
         return {"frames": video, "targets": targets, "text": text, "valid_indices": [self.window // 2]}
 

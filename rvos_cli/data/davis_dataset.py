@@ -9,19 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from rvos_cli.core.mask_png import read_label_png
 from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.davis import ANNOTATIONS, IMAGES, VOID_LABEL, load_davis_index
 from rvos_cli.data.frame_files import FrameFiles
-from rvos_cli.data.prepare import sample_generator
+from rvos_cli.data.prepare import SeededSamples, load_prepared
 from rvos_cli.data.targets import label_map_targets
-from rvos_cli.errors import RvosError
-from rvos_cli.fileio import read_json
 
 
-class DavisTrainDataset(Dataset):
+class DavisTrainDataset(SeededSamples):
     """Ref-DAVIS17 train windows.
 
     Item: `frames` float `[T, 3, h, w]`, `text`, `valid_indices` 0..T-1 and `targets`, one dict per frame:
@@ -31,22 +28,11 @@ class DavisTrainDataset(Dataset):
     """
 
     def __init__(self, prepared: Path, root: Path, window: int, transforms: Callable, seed: int = 42) -> None:
-        path = Path(prepared) / f"samples_train_w{window}.json"
-        if not path.is_file():
-            raise RvosError(
-                f"{path}: missing; run `rvos prepare davis --root {root} --window {window}` first"
-            )
-        self.samples = read_json(path, "prepared Ref-DAVIS17 samples")
+        command = f"rvos prepare davis --root {root} --window {window}"
+        self.samples = load_prepared(Path(prepared), f"samples_train_w{window}.json", command)
         self.sequences = {e["sequence"]: e for e in load_davis_index(prepared, "train", root)}
         self.root, self.transforms = Path(root), transforms
         self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the epoch that (with the seed and index) determines each sample's random flip."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
         sequence, positions, record = self.samples[index]
@@ -56,6 +42,6 @@ class DavisTrainDataset(Dataset):
         labels = [read_label_png(self.root / ANNOTATIONS / sequence / f"{name}.png") for name in names]
         image_ids = [f"v_{sequence}_f_{name}_e_{record['exp_id']}" for name in names]
         targets = label_map_targets(labels, int(record["obj_id"]), image_ids, ignore=(0, VOID_LABEL))
-        generator = sample_generator(self.seed, self.epoch, index)
+        generator = self.generator(index)
         frames, targets, text = self.transforms(clip, targets, normalize_sentence(record["exp"]), generator)
         return {"frames": frames, "targets": targets, "text": text, "valid_indices": list(range(len(names)))}

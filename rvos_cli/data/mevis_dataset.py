@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from rvos_cli.core.metrics.iou import decode_mask
 from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.mevis import IMAGES, load_index, load_video_tracks
-from rvos_cli.data.prepare import sample_generator
-from rvos_cli.errors import RvosError
-from rvos_cli.fileio import read_json
+from rvos_cli.data.prepare import SeededSamples, load_prepared
 
 
 def read_frames(root: Path, split: str, video: str, frames: list[str]) -> np.ndarray:
@@ -33,7 +30,7 @@ def read_frames(root: Path, split: str, video: str, frames: list[str]) -> np.nda
     return np.stack(images)
 
 
-class MevisTrainDataset(Dataset):
+class MevisTrainDataset(SeededSamples):
     """MeViS training windows (prepared by `prepare_mevis`).
 
     Item: `frames` float `[T, 3, h, w]`, `text`, `valid_indices` 0..T-1 and `targets`, one dict per frame:
@@ -44,22 +41,11 @@ class MevisTrainDataset(Dataset):
     """
 
     def __init__(self, prepared: Path, root: Path, window: int, transforms: Callable, seed: int = 42) -> None:
-        path = Path(prepared) / f"samples_train_w{window}.json"
-        if not path.is_file():
-            raise RvosError(
-                f"{path}: missing; run `rvos prepare mevis --root {root} --window {window}` first"
-            )
-        self.samples = read_json(path, "prepared MeViS samples")
+        command = f"rvos prepare mevis --root {root} --window {window}"
+        self.samples = load_prepared(Path(prepared), f"samples_train_w{window}.json", command)
         self.videos = {entry["video"]: entry for entry in load_index(prepared, "train", root)}
         self.prepared, self.root, self.transforms = Path(prepared), Path(root), transforms
         self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the epoch that (with the seed and index) determines each sample's random flip."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
         video, positions, record = self.samples[index]
@@ -67,7 +53,7 @@ class MevisTrainDataset(Dataset):
         frames = [entry["frames"][t] for t in positions]
         clip = read_frames(self.root, "train", video, frames)
         targets = self._targets(video, entry, positions, record)
-        generator = sample_generator(self.seed, self.epoch, index)
+        generator = self.generator(index)
         sentence = normalize_sentence(record["exp"])
         clip_tensor, targets, text = self.transforms(clip, targets, sentence, generator)
         return {

@@ -1,5 +1,5 @@
 """Shared pieces of the datasets: the summary `prepare_*` returns, bad-input handling, reading prepared
-files, clip windows and per-sample random generators.
+files, clip windows, per-sample random generators and the base class of the sample-list datasets.
 
 Every file a prepare step writes goes through `rvos_cli.fileio` (a hidden temporary file renamed over the
 final name when complete), so an interrupted run never leaves a half-written output under its final name;
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json
@@ -140,3 +141,26 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     depend on which DataLoader worker draws it."""
     state = int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
     return torch.Generator().manual_seed(state)
+
+
+class SeededSamples(Dataset):
+    """Base of the datasets over a prepared sample list: `len`, `set_epoch` and each sample's generator.
+
+    Subclasses set `self.samples` (the list) and `self.seed`. A sample's random augmentation depends only on
+    (seed, epoch, index), never on which DataLoader worker draws it.
+    """
+
+    samples: list
+    seed: int = 42
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the epoch that (with the seed and index) determines each sample's random flip."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def generator(self, index: int) -> torch.Generator:
+        """The torch.Generator of sample `index` in the current epoch (see `sample_generator`)."""
+        return sample_generator(self.seed, self.epoch, index)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from rvos_cli.core.mask_png import read_label_png
@@ -32,9 +31,9 @@ from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
+    SeededSamples,
     load_prepared,
     require_paths,
-    sample_generator,
 )
 from rvos_cli.data.targets import label_map_targets
 from rvos_cli.errors import RvosError
@@ -232,7 +231,7 @@ def _valid_samples(root: Path, meta: dict[str, dict], test_ids: set[str], bad: B
     return samples
 
 
-class ReferYouTubeVOSDataset(Dataset):
+class ReferYouTubeVOSDataset(SeededSamples):
     """Ref-YouTube-VOS clips.
 
     split "train": windows of `window` frames; every frame is annotated. Item: `frames` float
@@ -265,13 +264,6 @@ class ReferYouTubeVOSDataset(Dataset):
         self.root, self.split, self.transforms = Path(root), split, transforms
         self.seed, self.epoch = seed, 0
         self.has_gt = split == "valid" and (self.root / MASKS.format(split="valid")).is_dir()
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the epoch that (with the seed and index) determines each sample's random flip."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.samples)
 
     def gt_masks(self, index: int) -> np.ndarray:
         """Ground truth of valid sample `index` (only when valid/Annotations exists): bool `[T, H, W]`."""
@@ -311,7 +303,7 @@ class ReferYouTubeVOSDataset(Dataset):
                 "meta": meta,
             }
         targets = self._train_targets(video_id, frames, entry)
-        generator = sample_generator(self.seed, self.epoch, index)
+        generator = self.generator(index)
         clip, targets, text = self.transforms(video, targets, text, generator)
         return {"frames": clip, "targets": targets, "text": text, "valid_indices": list(range(len(frames)))}
 
