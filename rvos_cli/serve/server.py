@@ -103,5 +103,6 @@ def serve(
         server = uvicorn.Server(config)
         shown = f"[{host}]" if ":" in host else host
         announce(f"http://{shown}:{sock.getsockname()[1]}/")
-        with contextlib.closing(sock):
+        # uvicorn re-raises the Ctrl-C it handled once it has shut down: that is the normal way out here.
+        with contextlib.closing(sock), contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[sock])

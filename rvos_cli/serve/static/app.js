@@ -221,7 +221,9 @@ function showResult(job) {
   let preview;
   if (previewUrl.endsWith(".webm")) {
     preview = document.createElement("video");
-    Object.assign(preview, { autoplay: true, loop: true, muted: true, controls: true, playsInline: true });
+    Object.assign(preview, { autoplay: true, loop: true, muted: true, playsInline: true });
+    preview.title = "Click to pause or play";
+    preview.addEventListener("click", () => (preview.paused ? preview.play() : preview.pause()));
   } else {
     preview = document.createElement("img");
     preview.alt = "overlay preview";
