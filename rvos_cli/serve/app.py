@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from rvos_cli.data.video_io import FOLDER_FPS
+from rvos_cli.engine.frame_reader import frame_range
 from rvos_cli.errors import RvosError
 from rvos_cli.serve import uploads
 from rvos_cli.serve.jobs import Job, JobQueue, new_job_id
@@ -205,13 +205,13 @@ async def _job_from_request(request: Request, predictor: Any, settings: ServeSet
             source = _server_video(settings.videos_dir, name)
         try:
             info = await run_in_threadpool(uploads.probe_upload, predictor, source, name)
-            first, last = uploads.plan_range(info, name, start, end, settings.max_seconds)
+            uploads.check_range(info, name, start, end, settings.max_seconds)
         except BaseException:
             await run_in_threadpool(_remove_folder, folder)
             raise
     finally:
         await form.close()
-    fps = info.fps if info.fps > 0 else FOLDER_FPS
+    frames = frame_range(info, start, end)
     return Job(
         id=job_id,
         video_name=name,
@@ -219,9 +219,8 @@ async def _job_from_request(request: Request, predictor: Any, settings: ServeSet
         sentences=sentences,
         start=start,
         end=end,
-        first_frame=first,
-        num_frames=last - first,
-        fps=fps,
+        frames=frames,
+        num_frames=frames.num_frames,
         size=(info.height, info.width),
         folder=folder,
     )

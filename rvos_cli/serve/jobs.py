@@ -55,10 +55,10 @@ class JobCancelledError(Exception):
 class Job:
     """One request: a video (`source`, shown to the user as `video_name`), sentences and a time range.
 
-    `start` / `end` are seconds (end None = to the end), `first_frame` and `num_frames` the planned frame
-    range (`num_frames` is the progress total), `fps` the source's frame rate, `size` its (height,
-    width). `files` maps an output kind ('overlay_mp4', 'preview', 'masks_zip', 'predictions_json') to
-    a file name inside `folder / "out"` once the job is done.
+    `start` / `end` are seconds (end None = to the end), `frames` the Predictor's FrameRange of them,
+    `num_frames` the progress total (the frames that were done, once done), `size` the source's
+    (height, width). `files` maps an output kind ('overlay_mp4', 'preview', 'masks_zip',
+    'predictions_json') to a file name inside `folder / "out"` once the job is done.
     """
 
     id: str
@@ -67,9 +67,8 @@ class Job:
     sentences: list[str]
     start: float
     end: float | None
-    first_frame: int
+    frames: Any
     num_frames: int
-    fps: float
     size: tuple[int, int]
     folder: Path
     state: JobState = JobState.QUEUED
@@ -285,6 +284,9 @@ def job_summary(job: Job, position: int, file_url: Callable[[str], str]) -> dict
         "frames_total": job.num_frames,
         "frames_done": job.frames_done,
         "frames_per_second": None if fps is None else round(fps, 3),
+        "seconds": None
+        if job.started_at is None
+        else round((job.finished_at or time.time()) - job.started_at, 3),
         "eta_seconds": None if eta is None or job.state.finished else round(eta, 1),
         "queue_position": position,
         "error": job.error,

@@ -1,165 +1,110 @@
-"""Writing one job's outputs as the Predictor's results stream in, in a background thread.
+"""A job's outputs: exactly what `rvos infer` writes, plus the browser preview and the masks as one zip.
 
-Outputs (in the job's `out` folder): `overlay.mp4` (H.264 at the source rate, one colour per sentence and
-the legend, drawn by `result.overlay()`), the browser preview (`preview.webm` or `.gif`, see `preview`),
-`masks.zip` (`masks/<k>/<frame:05d>.png`, 0/255, as `rvos infer --save png` lays them out) and
-`predictions.json` (the same layout as `rvos infer`'s). Each overlay is drawn once and feeds both videos.
-Results reach the thread through a bounded queue, so memory does not grow with the video, and every file
-appears under its final name only once complete.
+`write_job_outputs` runs `rvos infer`'s engine (`engine.infer.run_inference`: the Predictor's stream into
+its output writer thread, staged and committed on success) with `overlay.mp4`, `masks/` and
+`predictions.json`; every overlay frame that writer draws is also handed to the preview encoder, so each
+overlay is drawn once and feeds both videos. Then `masks/` becomes `masks.zip`. The job's `out` folder
+ends up holding overlay.mp4, preview.webm (or .gif), masks.zip and predictions.json.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import queue
-import threading
+import shutil
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from rvos_cli.data.video_io import write_video
-from rvos_cli.fileio import atomic_open, atomic_path
+from rvos_cli.engine.infer import run_inference
+from rvos_cli.engine.output_writer import MASKS_DIR, OVERLAY_MP4, PREDICTIONS_JSON
+from rvos_cli.fileio import atomic_path
 from rvos_cli.serve.preview import PreviewWriter, preview_name
 
-OVERLAY_MP4 = "overlay.mp4"
+SAVE = frozenset({"mp4", "png", "json"})
 MASKS_ZIP = "masks.zip"
-PREDICTIONS_JSON = "predictions.json"
-_END = object()
 
 
-class JobWriter:
-    """Writes the outputs of one job into `out_dir` from per-frame results (the Predictor's).
+def write_job_outputs(
+    predictor: Any,
+    source: Path,
+    sentences: list[str],
+    frames: Any,
+    out_dir: Path,
+    progress: Callable[[int, int], None],
+) -> dict[str, str]:
+    """Segment `frames` (a FrameRange of `source`) with `predictor` and write the outputs into `out_dir`.
 
-    `sentences` are the K sentences, `fps` the source's rate, `size` its (height, width), `first_frame`
-    and `num_frames` the planned range (they go into predictions.json and pace the preview). Call `add`
-    for every result in order, then `finish` (or `abort` to drop everything).
+    `progress(done, total)` is called after every frame; an exception raised there (a cancel) stops the
+    run and leaves no output behind. Returns {'overlay_mp4' | 'preview' | 'masks_zip' |
+    'predictions_json': file name in `out_dir`}.
+    """
+    with PreviewWriter(out_dir / preview_name(), frames.fps / frames.stride, frames.num_frames) as preview:
+        run_inference(
+            PreviewTee(predictor, preview.add),
+            source,
+            sentences,
+            out_dir,
+            save=SAVE,
+            progress=progress,
+            frames=frames,
+        )
+    zip_folder(out_dir / MASKS_DIR, out_dir / MASKS_ZIP)
+    return {
+        "overlay_mp4": OVERLAY_MP4,
+        "preview": preview_name(),
+        "masks_zip": MASKS_ZIP,
+        "predictions_json": PREDICTIONS_JSON,
+    }
+
+
+class PreviewTee:
+    """A Predictor whose results also hand every legend overlay they draw to `on_overlay`.
+
+    Everything but `stream` is the wrapped predictor's. The output writer asks each result for its
+    overlay once (for overlay.mp4), in its own thread; that is when `on_overlay` sees it too.
     """
 
-    def __init__(
-        self,
-        out_dir: Path,
-        sentences: list[str],
-        fps: float,
-        size: tuple[int, int],
-        first_frame: int,
-        num_frames: int,
-    ) -> None:
-        self._out = Path(out_dir)
-        self._out.mkdir(parents=True, exist_ok=True)
-        self._sentences = sentences
-        self._fps = fps
-        self._header = {
-            "sentences": sentences,
-            "fps": fps,
-            "size": list(size),
-            "first_frame": first_frame,
-            "num_frames": num_frames,
-        }
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=8)
-        self._aborted = threading.Event()
-        self._error: BaseException | None = None
-        self._score_sums = [0.0] * len(sentences)
-        self._count = 0
-        self._thread = threading.Thread(target=self._run, name="rvos-serve-write", daemon=True)
-        self._thread.start()
+    def __init__(self, predictor: Any, on_overlay: Callable[[Any], None]) -> None:
+        self._predictor = predictor
+        self._on_overlay = on_overlay
 
-    def add(self, result: Any) -> None:
-        """Queue one result (`index`, `frame`, `masks` `[K, H0, W0]`, `scores`, `overlay()`, `rle(k)`)."""
-        while True:
-            if self._error is not None:
-                raise self._error
-            try:
-                self._queue.put(result, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._predictor, name)
 
-    def finish(self) -> dict[str, str]:
-        """Wait until everything is written; returns {kind: file name}; re-raises a writing error."""
-        self._queue.put(_END)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return {
-            "overlay_mp4": OVERLAY_MP4,
-            "preview": preview_name(),
-            "masks_zip": MASKS_ZIP,
-            "predictions_json": PREDICTIONS_JSON,
-        }
-
-    def abort(self) -> None:
-        """Stop writing and wait for the thread; no output appears (temporary files are removed)."""
-        self._aborted.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)  # make room so the thread sees the abort
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(_END)
-
-    def _results(self) -> Iterator[Any]:
-        while True:
-            item = self._queue.get()
-            if self._aborted.is_set():
-                raise RuntimeError("job aborted")  # unwinds the writers, which drop their temporary files
-            if item is _END:
-                return
-            yield item
-
-    def _run(self) -> None:
-        rle_paths = [self._out / f".rle-{k}.jsonl" for k in range(len(self._sentences))]
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """The wrapped `stream(...)`, each result wrapped; closing this generator closes the wrapped one."""
+        results = self._predictor.stream(*args, **kwargs)
         try:
-            with contextlib.ExitStack() as stack:
-                zip_temp = stack.enter_context(atomic_path(self._out / MASKS_ZIP))
-                # PNGs are compressed already: storing them keeps zipping nearly free.
-                masks_zip = stack.enter_context(zipfile.ZipFile(zip_temp, "w", zipfile.ZIP_STORED))
-                preview = stack.enter_context(
-                    PreviewWriter(self._out / preview_name(), self._fps, int(self._header["num_frames"]))
-                )
-                rle_files = [stack.enter_context(open(path, "w")) for path in rle_paths]
-                overlays = (
-                    self._write_frame(result, masks_zip, preview, rle_files) for result in self._results()
-                )
-                write_video(self._out / OVERLAY_MP4, overlays, self._fps)
-            self._assemble_json(rle_paths)
-        except BaseException as error:
-            self._error = error
+            for result in results:
+                yield _TeeResult(result, self._on_overlay)
         finally:
-            for path in rle_paths:
-                path.unlink(missing_ok=True)
+            results.close()
 
-    def _write_frame(
-        self, result: Any, masks_zip: zipfile.ZipFile, preview: PreviewWriter, rle_files: list[Any]
-    ) -> np.ndarray:
-        """Write one result's PNGs and RLE lines, feed the preview; returns its overlay for the MP4."""
-        for k, score in enumerate(result.scores):
-            self._score_sums[k] += score
-            buffer = io.BytesIO()
-            Image.fromarray(result.masks[k].astype(np.uint8) * 255).save(buffer, format="PNG")
-            masks_zip.writestr(f"masks/{k}/{result.index:05d}.png", buffer.getvalue())
-            line = {"frame": result.index, "score": round(float(score), 6), "segmentation": result.rle(k)}
-            rle_files[k].write(json.dumps(line) + "\n")
-        self._count += 1
-        overlay = result.overlay()
-        preview.add(overlay)
-        return overlay
 
-    def _assemble_json(self, rle_paths: list[Path]) -> None:
-        """Write predictions.json from the per-sentence RLE lines without loading them all at once."""
-        header = dict(self._header, num_frames=self._count)
-        with atomic_open(self._out / PREDICTIONS_JSON) as out:
-            out.write(json.dumps(header)[:-1] + ', "predictions": [')
-            for k, sentence in enumerate(self._sentences):
-                score = self._score_sums[k] / self._count if self._count else 0.0
-                entry = {"sentence_index": k, "sentence": sentence, "score": round(score, 6)}
-                out.write(("" if k == 0 else ", ") + json.dumps(entry)[:-1] + ', "frames": [')
-                with open(rle_paths[k]) as lines:
-                    for i, line in enumerate(lines):
-                        out.write(("" if i == 0 else ", ") + line.rstrip("\n"))
-                out.write("]}")
-            out.write("]}\n")
+class _TeeResult:
+    """One result of the wrapped Predictor; `overlay()` also passes the image with the legend on."""
+
+    def __init__(self, result: Any, on_overlay: Callable[[Any], None]) -> None:
+        self._result = result
+        self._on_overlay = on_overlay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    def overlay(self, legend: bool = True) -> Any:
+        image = self._result.overlay(legend)
+        if legend:
+            self._on_overlay(image)
+        return image
+
+
+def zip_folder(folder: Path, target: Path) -> None:
+    """Replace `folder` by the zip `target` holding its files under `<folder name>/...` (sorted).
+
+    PNGs are compressed already, so they are stored: zipping costs little more than copying.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    with atomic_path(target) as temp, zipfile.ZipFile(temp, "w", zipfile.ZIP_STORED) as archive:
+        for path in files:
+            archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    shutil.rmtree(folder)

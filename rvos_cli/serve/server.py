@@ -18,34 +18,25 @@ from typing import Any
 from rvos_cli.errors import RvosError
 from rvos_cli.serve.app import ServeSettings, create_app
 from rvos_cli.serve.jobs import Job, JobCancelledError, JobQueue
-from rvos_cli.serve.outputs import JobWriter
+from rvos_cli.serve.outputs import write_job_outputs
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 def run_job(predictor: Any, job: Job, progress: Callable[[int], None]) -> dict[str, str]:
-    """Segment `job` with `predictor.stream`, writing its outputs; returns {kind: file name}.
+    """Segment `job` with `predictor` and write its outputs into `job.out_dir`; returns {kind: file name}.
 
-    Calls `progress(frames_done)` after every frame. When `job.cancel_requested` is set, the Predictor's
-    generator is closed (which stops its reader and frees its memory), the outputs written so far are
-    dropped and JobCancelledError is raised.
+    Calls `progress(frames_done)` after every frame. Once `job.cancel_requested` is set, the next frame
+    raises JobCancelledError, which closes the Predictor's stream (stopping its reader, freeing its
+    memory) and drops every output written so far.
     """
-    writer = JobWriter(job.out_dir, job.sentences, job.fps, job.size, job.first_frame, job.num_frames)
-    results = predictor.stream(job.source, job.sentences, start=job.start, end=job.end)
-    try:
-        for done, result in enumerate(results, start=1):
-            if job.cancel_requested.is_set():
-                raise JobCancelledError
-            writer.add(result)
-            progress(done)
+
+    def on_frame(done: int, total: int) -> None:
         if job.cancel_requested.is_set():
             raise JobCancelledError
-        return writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        results.close()
+        progress(done)
+
+    return write_job_outputs(predictor, job.source, job.sentences, job.frames, job.out_dir, on_frame)
 
 
 def build_app(predictor: Any, settings: ServeSettings, **queue_options: Any) -> tuple[Any, JobQueue]:

@@ -88,12 +88,13 @@ def parse_seconds(text: str | None, what: str) -> float | None:
     return value
 
 
-def plan_range(
+def check_range(
     info: VideoInfo, name: str, start: float, end: float | None, max_seconds: float | None
 ) -> tuple[int, int]:
-    """Frame range [first, last) of `start`..`end` seconds, rounded as the Predictor rounds them.
+    """Check `start`..`end` seconds of a video (frames rounded as the Predictor rounds them).
 
-    RvosError if the range is empty or past the end, or lasts longer than `max_seconds`.
+    Returns the frame range [first, last); RvosError if it is empty or past the end, or lasts longer
+    than `max_seconds`.
     """
     fps = info.fps if info.fps > 0 else FOLDER_FPS
     duration = info.num_frames / fps

@@ -13,7 +13,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from rvos_cli.core.inference import masks_to_rle
-from rvos_cli.data.video_io import FOLDER_FPS, VideoInfo, iter_frames, probe_video, write_video
+from rvos_cli.data.video_io import VideoInfo, iter_frames, probe_video, write_video
+from rvos_cli.engine.frame_reader import FrameRange, frame_range
+from rvos_cli.engine.predictor import FrameResult
 from rvos_cli.serve.app import ServeSettings
 from rvos_cli.serve.server import build_app
-from rvos_cli.viz.overlay import legend_strip, overlay_masks
 
 CLIP_FRAMES, CLIP_FPS, CLIP_HEIGHT, CLIP_WIDTH = 20, 10, 48, 80
-
-
-@dataclass
-class FakeResult:
-    """One frame's result, with the fields and methods of the Predictor's per-frame result."""
-
-    index: int
-    time: float
-    frame: np.ndarray  # [H0, W0, 3] uint8
-    masks: np.ndarray  # [K, H0, W0] bool
-    scores: list[float]
-    sentences: list[str]
-
-    def overlay(self) -> np.ndarray:
-        """The frame with one colour per sentence and the legend above: `[H0 + 36·K, W0, 3]` uint8."""
-        legend = legend_strip(self.frame.shape[1], self.sentences)
-        return np.concatenate([legend, overlay_masks(self.frame, list(self.masks))], axis=0)
-
-    def rle(self, k: int) -> dict:
-        """COCO RLE of sentence k's mask."""
-        return masks_to_rle(self.masks[k : k + 1])[0]
 
 
 def band_masks(height: int, width: int, count: int) -> np.ndarray:
@@ -76,6 +54,10 @@ class FakePredictor:
         """fps, frame count and size of a video file (RvosError for a bad file)."""
         return probe_video(Path(source))
 
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the model would see: the fake works at the original size."""
+        return height, width
+
     def stream(
         self,
         source: Path,
@@ -83,23 +65,24 @@ class FakePredictor:
         start: float = 0.0,
         end: float | None = None,
         stride: int = 1,
-    ) -> Iterator[FakeResult]:
-        """Yield one FakeResult per frame in [start, end) seconds."""
+        *,
+        frames: FrameRange | None = None,
+    ) -> Iterator[FrameResult]:
+        """Yield a real FrameResult per frame of `frames` (default: [start, end) seconds, every stride-th)."""
         info = self.probe(source)
-        fps = info.fps if info.fps > 0 else FOLDER_FPS
-        first = round(start * fps)
-        last = info.num_frames if end is None else min(info.num_frames, round(end * fps))
+        frames = frames or frame_range(info, start, end, stride)
         self.streams_started += 1
         masks = band_masks(info.height, info.width, len(sentences))
         scores = [0.5 + 0.1 * k for k in range(len(sentences))]
         finished = False
         try:
-            for offset, frame in enumerate(iter_frames(Path(source), first, last)):
-                if offset % stride:
+            decoded = iter_frames(Path(source), frames.start, frames.end)
+            for offset, frame in enumerate(decoded):
+                if offset % frames.stride:
                     continue
                 time.sleep(self.delay)
-                index = first + offset
-                yield FakeResult(index, index / fps, frame, masks, scores, list(sentences))
+                index = frames.start + offset
+                yield FrameResult(index, index / frames.fps, frame, masks, scores, tuple(sentences))
                 self.started.set()
             finished = True
         finally:
