@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from rvos_cli.cli.common import err_console, user_errors_exit_2
+from rvos_cli.cli.common import TrustCheckpoint, err_console
 from rvos_cli.errors import RvosError
 
 WEB_MODULES = ("fastapi", "uvicorn", "multipart")
@@ -20,7 +20,6 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
-@user_errors_exit_2
 def serve(
     checkpoint: Annotated[
         Path,
@@ -56,6 +55,7 @@ def serve(
     work_dir: Annotated[
         Path | None, typer.Option(help="Where uploads and results live while kept (default: system temp).")
     ] = None,
+    trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
     """Serve a web page on HOST:PORT: pick a video, type sentences, watch the overlay, download the results.
 
@@ -75,14 +75,15 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
-    from rvos_cli.engine.predictor import Predictor
+    from rvos_cli import Predictor
+    from rvos_cli.core.checkpoints import trusted_checkpoints
     from rvos_cli.serve.app import ServeSettings
     from rvos_cli.serve.server import serve as run_server
 
-    options = {"size": resize} if resize is not None else {}
-    predictor = Predictor.from_checkpoint(
-        checkpoint, preset=preset, text_encoder=text_encoder, device=device, dtype=dtype, **options
-    )
+    with trusted_checkpoints(trust_checkpoint):
+        predictor = Predictor.from_checkpoint(
+            checkpoint, preset=preset, text_encoder=text_encoder, device=device, dtype=dtype, size=resize
+        )
     config = predictor.config
     settings = ServeSettings(
         work_dir=work_dir if work_dir is not None else Path(tempfile.gettempdir()),
