@@ -89,6 +89,19 @@ def require_paths(root: Path, relative: list[str], layout: str) -> None:
             raise RvosError(f"{root / rel}: missing (expected the {layout} download layout)")
 
 
+def not_utf8_error(path: Path) -> RvosError:
+    """The error for a text file that is not UTF-8, naming the line and the first offending byte."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        return RvosError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8"
+        )
+    return RvosError(f"{path}: not UTF-8 text; save the file as UTF-8")
+
+
 def read_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """Yield (1-based line number, fields) for every non-blank row of a CSV file.
 
@@ -100,11 +113,8 @@ def read_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             for row in reader:
                 if row and any(cell.strip() for cell in row):
                     yield reader.line_num, row
-        except UnicodeDecodeError as error:
-            raise RvosError(
-                f"{path}:{reader.line_num + 1}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
-                "save the file as UTF-8"
-            ) from None
+        except UnicodeDecodeError:
+            raise not_utf8_error(path) from None
         except csv.Error as error:
             raise RvosError(f"{path}:{reader.line_num}: not a valid CSV line ({error})") from None
 
@@ -113,9 +123,8 @@ def read_text_lines(path: Path) -> list[str]:
     """The non-blank lines of a UTF-8 text file, stripped; RvosError naming the file if it is not UTF-8."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        line = error.object[: error.start].count(b"\n") + 1
-        raise RvosError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from None
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -93,11 +93,13 @@ def iter_frames(path: Path, start: int = 0, end: int | None = None) -> Iterator[
                 index += 1
         except av.error.FFmpegError as error:
             raise RvosError(
-                f"{path}: truncated or undecodable video after frame {index} ({_reason(error)})"
+                f"{path}: truncated or undecodable video after frame {index} ({_reason(error)}); "
+                f"to use the frames before it, end before frame {index}"
             ) from error
         if index < declared and (end is None or end > index):
             raise RvosError(
-                f"{path}: truncated video: the container says {declared} frames, only {index} decode"
+                f"{path}: truncated video: the container says {declared} frames, only the first {index} "
+                f"decode (an incomplete download?); to use them, end before frame {index}"
             )
     finally:
         container.close()
@@ -218,7 +220,10 @@ def _open_input(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as error:
-        raise RvosError(f"{path}: not a readable video, or truncated ({_reason(error)})") from error
+        raise RvosError(
+            f"{path}: not a readable video ({_reason(error)}); not a video file, or an incomplete download? "
+            "(an .mp4 or .mov keeps its index at the end)"
+        ) from error
 
 
 def _reason(error: av.error.FFmpegError) -> str:
@@ -229,8 +234,14 @@ def _reason(error: av.error.FFmpegError) -> str:
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
     """Return the first video stream of an open container."""
     if not container.streams.video:
+        audio = len(container.streams.audio)
         container.close()
-        raise RvosError(f"{path}: the file holds no video stream")
+        if audio:
+            raise RvosError(f"{path}: holds only audio ({audio} audio stream(s)), no video stream to segment")
+        raise RvosError(
+            f"{path}: not a readable video (no stream found); not a video file, or an incomplete download? "
+            "(an .mp4 or .mov keeps its index at the end)"
+        )
     return container.streams.video[0]
 
 
