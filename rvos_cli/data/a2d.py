@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rvos_cli.core.inference import masks_to_rle
 from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
     SeededSamples,
+    coco_gt_entry,
     load_prepared,
     read_csv_rows,
     read_text_lines,
@@ -104,21 +104,6 @@ def read_frame_annotation(path: Path) -> FrameAnnotation:
         masks=np.ascontiguousarray((masks > 0).astype(np.uint8).transpose(0, 2, 1)),  # [N, H, W]
         boxes=boxes.reshape(4, count).T,
     )
-
-
-def coco_gt_entry(image_id: str, mask: np.ndarray, bbox: list[float] | None = None) -> tuple[dict, dict]:
-    """The COCO image and annotation (without its id) of one referred mask `[H, W]` at the original size:
-    RLE segmentation, area = pixel count, category 1, and `bbox` [x, y, w, h] when the dataset has one."""
-    image = {"id": image_id, "height": int(mask.shape[0]), "width": int(mask.shape[1])}
-    ann = {
-        "image_id": image_id,
-        "category_id": 1,
-        "segmentation": masks_to_rle(mask[None])[0],
-        "area": float(mask.sum()),
-        **({"bbox": bbox} if bbox is not None else {}),
-        "iscrowd": 0,
-    }
-    return image, ann
 
 
 def _read_videoset(path: Path, bad: BadInput) -> dict[str, str]:

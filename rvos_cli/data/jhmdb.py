@@ -25,10 +25,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from rvos_cli.core.model.text_encoder import normalize_sentence
-from rvos_cli.data.a2d import coco_gt_entry
 from rvos_cli.data.prepare import (
     BadInput,
     PrepareSummary,
+    coco_gt_entry,
     load_prepared,
     read_csv_rows,
     require_paths,

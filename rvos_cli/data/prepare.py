@@ -1,5 +1,6 @@
 """Shared pieces of the datasets: the summary `prepare_*` returns, bad-input handling, reading prepared
-files, clip windows, per-sample random generators and the base class of the sample-list datasets.
+files, COCO ground-truth entries, clip windows, per-sample random generators and the base class of the
+sample-list datasets.
 
 Every file a prepare step writes goes through `rvos_cli.fileio` (a hidden temporary file renamed over the
 final name when complete), so an interrupted run never leaves a half-written output under its final name;
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rvos_cli.core.inference import masks_to_rle
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import read_json
 
@@ -75,6 +77,21 @@ class BadInput:
             raise error
         where, _, problem = str(error).partition(": ")
         self.skipped.append(SkippedItem(where, problem))
+
+
+def coco_gt_entry(image_id: str, mask: np.ndarray, bbox: list[float] | None = None) -> tuple[dict, dict]:
+    """The COCO image and annotation (without its id) of one referred mask `[H, W]` at the original size:
+    RLE segmentation, area = pixel count, category 1, and `bbox` [x, y, w, h] when the dataset has one."""
+    image = {"id": image_id, "height": int(mask.shape[0]), "width": int(mask.shape[1])}
+    ann = {
+        "image_id": image_id,
+        "category_id": 1,
+        "segmentation": masks_to_rle(mask[None])[0],
+        "area": float(mask.sum()),
+        **({"bbox": bbox} if bbox is not None else {}),
+        "iscrowd": 0,
+    }
+    return image, ann
 
 
 def require_paths(root: Path, relative: list[str], layout: str) -> None:
