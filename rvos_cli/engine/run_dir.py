@@ -10,6 +10,8 @@ run's folder, finding what to resume, and keeping `best`/`last` up to date.
         NN.pth.tar                after every epoch (epochs numbered from 0, like the reference)
         last.pth.tar              the newest state: an epoch file's twin, or a mid-epoch checkpoint
         best.pth.tar              the epoch with the best score so far
+        best.safetensors          its weights alone, with the config in the metadata (nothing to unpickle)
+        final.safetensors         the weights after the last epoch, likewise
 
 Checkpoint files are written whole or not at all (`write_checkpoint`); `last`/`best` are hard links to an
 epoch file where the filesystem allows it, copies elsewhere.
@@ -34,6 +36,8 @@ TENSORBOARD_DIR = "tensorboard"
 VALIDATION_DIR = "validation_outputs"
 LAST = "last.pth.tar"
 BEST = "best.pth.tar"
+BEST_WEIGHTS = "best.safetensors"
+FINAL_WEIGHTS = "final.safetensors"
 EPOCH_GLOB = "[0-9]*.pth.tar"
 
 

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from rvos_cli.core.checkpoints import read_checkpoint_file
-from rvos_cli.core.config import Config, save_config
+from rvos_cli.core.checkpoints import read_checkpoint_file, save_model_safetensors
+from rvos_cli.core.config import Config, config_to_dict, save_config
 from rvos_cli.core.losses import build_criterion
 from rvos_cli.engine import distributed as D
 from rvos_cli.engine import run_dir as R
@@ -142,16 +142,24 @@ class _Trainer:
         self.save(R.checkpoint_dir(self.run_dir) / R.LAST, log)
 
     def save_epoch(self, epoch: int, improved: bool, log: MetricsLog) -> None:
-        """`<epoch>.pth.tar`, linked as last (and best when `improved`), then prune old epoch files."""
+        """`<epoch>.pth.tar`, linked as last (and best when `improved`), then prune old epoch files.
+
+        The best and the final (last epoch's) weights are also written as `.safetensors`, which load
+        without unpickling anything.
+        """
         path = R.epoch_checkpoint(self.run_dir, epoch)
         self.save(path, log)
         if self.info.is_main:
             folder = R.checkpoint_dir(self.run_dir)
             R.link_or_copy(path, folder / R.LAST)
             self.last_checkpoint = folder / R.LAST
+            config = config_to_dict(self.config)
             if improved:
                 R.link_or_copy(path, folder / R.BEST)
                 self.best_checkpoint = folder / R.BEST
+                save_model_safetensors(self.state.model, folder / R.BEST_WEIGHTS, config)
+            if epoch == self.config.train.epochs - 1:
+                save_model_safetensors(self.state.model, folder / R.FINAL_WEIGHTS, config)
             R.prune_epoch_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
         D.barrier()
 

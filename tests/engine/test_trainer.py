@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rvos_cli.core.checkpoints import load_checkpoint, read_checkpoint_file
+from rvos_cli.core.checkpoints import checkpoint_config, load_checkpoint, read_checkpoint_file
 from rvos_cli.core.config import Config, apply_overrides, get_preset
 from rvos_cli.core.model import build_model, build_tokenizer
 from rvos_cli.data.a2d import A2DSentencesDataset
@@ -75,9 +75,22 @@ def test_epoch_checkpoint_has_the_official_layout_and_loads(two_epoch_run: Path)
 
 def test_only_keep_checkpoints_epoch_files_stay_with_last_and_best(two_epoch_run: Path) -> None:
     names = sorted(p.name for p in (two_epoch_run / "checkpoints").iterdir())
-    assert names == ["01.pth.tar", "best.pth.tar", "last.pth.tar"]
+    assert names == ["01.pth.tar", "best.pth.tar", "best.safetensors", "final.safetensors", "last.pth.tar"]
     assert os.path.samefile(
         two_epoch_run / "checkpoints" / "01.pth.tar", two_epoch_run / "checkpoints" / "last.pth.tar"
+    )
+
+
+def test_best_and_final_weights_are_also_written_as_safetensors(two_epoch_run: Path) -> None:
+    folder = two_epoch_run / "checkpoints"
+    for weights, checkpoint in (("final.safetensors", "01.pth.tar"), ("best.safetensors", "best.pth.tar")):
+        expected = read_checkpoint_file(folder / checkpoint)["model_state_dict"]
+        written = read_checkpoint_file(folder / weights)
+        assert written["rvos_version"] and set(written["model_state_dict"]) == set(expected)
+        for key, value in expected.items():
+            assert torch.equal(written["model_state_dict"][key], value), key
+    assert checkpoint_config(folder / "final.safetensors") == small_config(
+        "train.epochs=2", "train.keep_checkpoints=1"
     )
 
 
