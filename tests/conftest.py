@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from media_builders import moving_square_frames
 
 from rvos_cli.core.model import MTTR, Tokenizer, build_model, build_tokenizer
 from rvos_cli.data.a2d import prepare_a2d
@@ -124,3 +125,25 @@ def capture_engine(monkeypatch: pytest.MonkeyPatch) -> Callable[[object, str], d
         return seen
 
     return patch
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded (torch seed 0) tiny-preset rvos checkpoint with its config, as `rvos train` writes them."""
+    from rvos_cli.core.checkpoints import save_model_checkpoint
+    from rvos_cli.core.config import config_to_dict, get_preset
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    save_model_checkpoint(build_model("tiny"), path, config=config_to_dict(get_preset("tiny")))
+    return path
+
+
+@pytest.fixture(scope="session")
+def moving_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`moving_square_frames` as a 10 fps mp4."""
+    from rvos_cli.data.video_io import write_video
+
+    path = tmp_path_factory.mktemp("clip") / "moving.mp4"
+    write_video(path, moving_square_frames(), fps=10)
+    return path

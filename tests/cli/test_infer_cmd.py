@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
@@ -22,7 +21,7 @@ from rvos_cli.core.checkpoints import save_model_checkpoint
 from rvos_cli.core.config import config_to_dict, get_preset
 from rvos_cli.core.devices import native_bf16
 from rvos_cli.core.model import build_model
-from rvos_cli.data.video_io import probe_video, write_video
+from rvos_cli.data.video_io import probe_video
 from rvos_cli.engine.predictor import Predictor
 
 SMALL = ["--size", "64,96"]
@@ -32,25 +31,13 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An rvos checkpoint of the tiny preset with its config, as `rvos train` writes them."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_model_checkpoint(build_model("tiny"), path, config=config_to_dict(get_preset("tiny")))
-    return path
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def generated_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 20-frame 48×80 mp4 at 10 fps: a grey square moving over a gradient."""
-    path = tmp_path_factory.mktemp("clip") / "moving.mp4"
-    frames = []
-    for i in range(20):
-        frame = np.tile(np.linspace(0, 200, 80, dtype=np.uint8)[None, :, None], (48, 1, 3))
-        frame[10:30, 2 * i : 2 * i + 20] = 128
-        frames.append(frame)
-    write_video(path, frames, fps=10)
-    return path
+def generated_clip(moving_clip: Path) -> Path:
+    return moving_clip
 
 
 def infer(*args: str) -> object:

@@ -14,13 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from media_builders import moving_square_frames
 from pycocotools import mask as mask_utils
 
-from rvos_cli.core.checkpoints import save_model_checkpoint
-from rvos_cli.core.config import config_to_dict, get_preset
-from rvos_cli.core.model import build_model
-from rvos_cli.data.video_io import read_frames, write_video
+from rvos_cli.data.video_io import read_frames
 from rvos_cli.engine.infer import run_inference
 from rvos_cli.engine.predictor import FrameResult, Predictor
 from rvos_cli.errors import RvosError
@@ -33,30 +30,15 @@ SENTENCES = ["the grey square", "the bright side"]
 SETTINGS = {"device": "cpu", "dtype": "fp32", "window": 8, "overlap": 2, "size": (64, 96)}
 
 
-def clip_frames() -> list[np.ndarray]:
-    """20 frames 48×80: a grey square moving right over a horizontal gradient."""
-    frames = []
-    for i in range(20):
-        frame = np.tile(np.linspace(0, 200, 80, dtype=np.uint8)[None, :, None], (48, 1, 3))
-        frame[10:30, 2 * i : 2 * i + 20] = 128
-        frames.append(frame)
-    return frames
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(tiny_checkpoint: Path) -> Path:
     """The seeded tiny checkpoint the reference outputs were made with."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_model_checkpoint(build_model("tiny"), path, config=config_to_dict(get_preset("tiny")))
-    return path
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clip") / "moving.mp4"
-    write_video(path, clip_frames(), fps=10)
-    return path
+def clip(moving_clip: Path) -> Path:
+    return moving_clip
 
 
 @pytest.fixture(scope="module")
@@ -158,12 +140,12 @@ def test_bad_requests_fail_before_any_frame_is_decoded(predictor: Predictor, cli
     with pytest.raises(RvosError, match="past the end of the video"):
         predictor.stream(clip, SENTENCES, start=2.0)
     with pytest.raises(RvosError, match="cannot probe a one-shot iterator"):
-        predictor.probe(iter(clip_frames()))
+        predictor.probe(iter(moving_square_frames()))
     assert decode_threads() == []
 
 
 def test_frames_of_another_size_in_a_stream_are_refused(predictor: Predictor) -> None:
-    frames = [*clip_frames()[:3], np.zeros((40, 80, 3), dtype=np.uint8)]
+    frames = [*moving_square_frames()[:3], np.zeros((40, 80, 3), dtype=np.uint8)]
     with pytest.raises(RvosError, match=r"frame 3 is \[40, 80\], the first one was \[48, 80\]"):
         list(predictor.stream(frames, SENTENCES))
 
