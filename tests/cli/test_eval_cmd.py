@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from coco_builders import rle
 from PIL import Image
-from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
@@ -168,11 +168,6 @@ def test_overwrite_does_not_apply_to_a2d(a2d_root: Path, checkpoint: Path) -> No
 
 
 # ---------------------------------------------------------------------------------- scoring only
-
-
-def rle(mask: np.ndarray) -> dict:
-    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
 
 
 def square_gt(tmp_path: Path) -> tuple[Path, np.ndarray]:

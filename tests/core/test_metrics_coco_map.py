@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
+from coco_builders import coco_gt, rle
 
 from rvos_cli.core.metrics import a2d_metrics, coco_map
 
@@ -12,34 +12,11 @@ from rvos_cli.core.metrics import a2d_metrics, coco_map
 EXACT = 1e-12
 
 
-def rle(mask: np.ndarray) -> dict:
-    """Compressed COCO RLE of a boolean mask `[H, W]`, counts as str (as JSON stores it)."""
-    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
-
-
 def square(frame: int, top: int, side: int) -> np.ndarray:
     """A `frame`×`frame` mask with a `side`×`side` square at (top, top)."""
     mask = np.zeros((frame, frame), dtype=bool)
     mask[top : top + side, top : top + side] = True
     return mask
-
-
-def coco_gt(masks: dict[str, np.ndarray]) -> dict:
-    """A COCO GT dict (string image ids, area = pixel count) with one annotation per image."""
-    images = [{"id": image_id, "height": m.shape[0], "width": m.shape[1]} for image_id, m in masks.items()]
-    annotations = [
-        {
-            "id": i + 1,
-            "image_id": image_id,
-            "category_id": 1,
-            "iscrowd": 0,
-            "area": float(m.sum()),
-            "segmentation": rle(m),
-        }
-        for i, (image_id, m) in enumerate(masks.items())
-    ]
-    return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "referred"}]}
 
 
 def prediction(image_id: str, mask: np.ndarray, score: float) -> dict:

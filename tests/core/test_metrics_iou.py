@@ -2,34 +2,11 @@
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
+from coco_builders import coco_gt, rle
 
 from rvos_cli.core.metrics import decode_mask, precision_at_k_and_iou
 
 THRESHOLD_KEYS = ["P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"]
-
-
-def rle(mask: np.ndarray) -> dict:
-    """Compressed COCO RLE of a boolean mask `[H, W]`, counts as str (as JSON stores it)."""
-    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
-
-
-def coco_gt(masks: dict[str, np.ndarray]) -> dict:
-    """A COCO GT dict with one annotation per image id."""
-    images = [{"id": image_id, "height": m.shape[0], "width": m.shape[1]} for image_id, m in masks.items()]
-    annotations = [
-        {
-            "id": i + 1,
-            "image_id": image_id,
-            "category_id": 1,
-            "iscrowd": 0,
-            "area": float(m.sum()),
-            "segmentation": rle(m),
-        }
-        for i, (image_id, m) in enumerate(masks.items())
-    ]
-    return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "referred"}]}
 
 
 def first_n(shape: tuple[int, int], n: int) -> np.ndarray:

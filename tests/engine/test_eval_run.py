@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
+from coco_builders import rle
 from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
@@ -16,24 +16,19 @@ from rvos_cli.engine.eval_run import EvalRequest, EvalResult, check_option_use, 
 from rvos_cli.errors import RvosError
 
 
-def _rle(mask: np.ndarray) -> dict:
-    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": encoded["size"], "counts": encoded["counts"].decode("ascii")}
-
-
 def test_scoring_request_returns_metrics_and_title(tmp_path: Path) -> None:
     mask = np.zeros((10, 10), dtype=bool)
     mask[2:6, 2:6] = True
     gt = {
         "images": [{"id": "a", "height": 10, "width": 10}],
         "annotations": [{"id": 1, "image_id": "a", "category_id": 1, "iscrowd": 0, "area": 16.0,
-                         "segmentation": _rle(mask)}],
+                         "segmentation": rle(mask)}],
         "categories": [{"id": 1}],
     }  # fmt: skip
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     miss = np.zeros_like(mask)
     miss[7:9, 7:9] = True  # disjoint from the ground truth: IoU 1e-6 / (16 + 4 + 1e-6)
-    predictions = [{"image_id": "a", "category_id": 1, "segmentation": _rle(miss), "score": 0.5}]
+    predictions = [{"image_id": "a", "category_id": 1, "segmentation": rle(miss), "score": 0.5}]
     (tmp_path / "pred.json").write_text(json.dumps(predictions))
     request = EvalRequest("a2d", predictions=tmp_path / "pred.json", coco_gt=tmp_path / "gt.json")
     result = run_evaluation(request)

@@ -6,17 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from coco_builders import rle
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from rvos_cli.engine.scoring import score_a2d_predictions, score_ytvos_predictions
 from rvos_cli.errors import RvosError
-
-
-def rle(mask: np.ndarray) -> dict:
-    """Compressed COCO RLE of a boolean mask `[H, W]`, counts as str (as JSON stores it)."""
-    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
 
 
 def square(top: int, side: int, frame: int = 20) -> np.ndarray:

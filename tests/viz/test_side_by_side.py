@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from coco_builders import rle
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from rvos_cli.core.metrics import precision_at_k_and_iou
 from rvos_cli.data.video_io import read_frames, write_video
@@ -30,11 +30,6 @@ def _box(top: int, left: int, bottom: int, right: int) -> np.ndarray:
     mask = np.zeros((H, W), dtype=bool)
     mask[top:bottom, left:right] = True
     return mask
-
-
-def _rle(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
 
 
 def _save_mask(path: Path, mask: np.ndarray) -> None:
@@ -62,7 +57,7 @@ def _coco_gt(sentence: bool) -> tuple[dict, dict[str, np.ndarray]]:
     if sentence:
         images[0]["sentence"] = "a man riding a horse"
     annotations = [
-        {"id": i + 1, "image_id": image_id, "category_id": 1, "segmentation": _rle(mask), "iscrowd": 0}
+        {"id": i + 1, "image_id": image_id, "category_id": 1, "segmentation": rle(mask), "iscrowd": 0}
         for i, (image_id, mask) in enumerate(masks.items())
     ]
     return {"images": images, "annotations": annotations, "categories": [{"id": 1}]}, masks
@@ -72,9 +67,9 @@ def test_render_a2d_samples_draws_the_top_scoring_prediction(tmp_path: Path):
     coco_gt, gt_masks = _coco_gt(sentence=True)
     top, low = _box(0, 0, 8, 8), _box(10, 10, 20, 30)
     predictions = [
-        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": _rle(low), "score": 0.2},
-        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": _rle(top), "score": 0.9},
-        {"image_id": "v_b_f_5_i_1", "category_id": 1, "segmentation": _rle(low), "score": 0.5},
+        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": rle(low), "score": 0.2},
+        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": rle(top), "score": 0.9},
+        {"image_id": "v_b_f_5_i_1", "category_id": 1, "segmentation": rle(low), "score": 0.5},
     ]
     frames = {"v_a_f_1_i_0": _frame(1), "v_b_f_5_i_1": _frame(2)}
     paths = render_a2d_samples(coco_gt, predictions, frames.__getitem__, tmp_path / "samples", limit=5)
@@ -92,8 +87,8 @@ def test_render_a2d_samples_shows_on_a_tie_the_prediction_the_metrics_score(tmp_
     coco_gt["images"], coco_gt["annotations"] = coco_gt["images"][:1], coco_gt["annotations"][:1]
     exact, off = gt_masks["v_a_f_1_i_0"], _box(12, 12, 20, 30)  # IoU 1 and IoU ~0 with the ground truth
     predictions = [
-        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": _rle(exact), "score": 0.7},
-        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": _rle(off), "score": 0.7},
+        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": rle(exact), "score": 0.7},
+        {"image_id": "v_a_f_1_i_0", "category_id": 1, "segmentation": rle(off), "score": 0.7},
     ]
     scored = precision_at_k_and_iou(coco_gt, predictions)  # what `rvos eval` reports
     frame = _frame(4)
