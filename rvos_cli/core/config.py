@@ -71,6 +71,9 @@ class ModelConfig:
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     mask_kernels_dim: int = 8
     aux_loss: bool = True
+    # Recompute the Swin blocks and transformer layers in backward instead of keeping their activations
+    # (less memory, about one more forward of compute; same gradients; training only).
+    grad_checkpoint: bool = False
 
 
 @dataclass

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
-from rvos_cli.core.model import video_swin
+from rvos_cli.core.model import video_swin, window_attention
 from rvos_cli.core.model.position_encoding import sine_position_encoding
 from rvos_cli.core.model.transformer import MultiheadAttention
 from rvos_cli.core.model.video_swin import (
     SwinBlock3D,
     effective_window,
-    relative_position_index,
     shift_mask_patterns,
     shifted_window_mask,
     window_partition,
     window_reverse,
 )
+from rvos_cli.core.model.window_attention import relative_position_index
 
 
 def _reference_block(block: SwinBlock3D, x: torch.Tensor) -> torch.Tensor:
@@ -65,6 +66,41 @@ def test_shifted_block_matches_the_reference_formulation_with_padding() -> None:
     torch.testing.assert_close(block(x), _reference_block(block, x), atol=1e-5, rtol=1e-5)  # autograd path
 
 
+def _block_gradients(block: SwinBlock3D, x: torch.Tensor, forward) -> dict[str, torch.Tensor]:
+    """Gradients of a fixed random projection of forward(block, x) w.r.t. x and every parameter."""
+    block.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    out = forward(block, x)
+    (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view(out.shape)).sum().backward()
+    grads = {name: p.grad.clone() for name, p in block.named_parameters()}
+    return {"input": x.grad, **grads}
+
+
+@pytest.mark.parametrize("shift", [(1, 1, 1), (0, 0, 0)])
+@pytest.mark.parametrize("windows_per_chunk", [3, 1000])
+def test_block_gradients_match_the_reference_formulation(monkeypatch, shift, windows_per_chunk) -> None:
+    # float64: the comparison then shows the formulas agree, not how float32 sums round
+    block = _random_block(24, 3, (2, 3, 3), shift).train().double()
+    x = torch.randn(2, 3, 7, 8, 24, dtype=torch.float64)  # pads to 4×9×9: 36 windows per clip
+    monkeypatch.setattr(window_attention, "ATTENTION_CHUNK_ELEMENTS", 3 * 18 * 18 * windows_per_chunk)
+    monkeypatch.setattr(window_attention, "BACKWARD_CHUNK_ELEMENTS", 3 * 18 * 18 * (windows_per_chunk - 1))
+    fast = _block_gradients(block, x, lambda b, y: b(y))
+    reference = _block_gradients(block, x, _reference_block)
+    assert fast["attn.relative_position_bias_table"].abs().sum() > 0
+    for name, grad in reference.items():
+        assert (fast[name] - grad).abs().max() <= 1e-10, name
+
+
+def test_training_attention_keeps_no_scores_for_backward() -> None:
+    block = _random_block(24, 3, (2, 3, 3), (1, 1, 1)).train()
+    x = torch.randn(1, 4, 6, 6, 24, requires_grad=True)
+    saved: list[tuple[int, ...]] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t, lambda t: t):
+        block(x)
+    scores = [shape for shape in saved if shape[-2:] == (18, 18)]
+    assert scores == [(1, 3, 18, 18)]  # the position bias once, no [windows, heads, N, N] scores
+
+
 def test_plain_block_matches_the_reference_formulation() -> None:
     block = _random_block(24, 3, (2, 3, 3), (0, 0, 0))
     x = torch.randn(1, 4, 6, 5, 24)
@@ -84,7 +120,7 @@ def test_chunked_attention_and_mlp_equal_one_pass(monkeypatch) -> None:
     x = torch.randn(2, 4, 6, 6, 24)
     with torch.no_grad():
         whole = block(x)
-        monkeypatch.setattr(video_swin, "ATTENTION_CHUNK_ELEMENTS", 3 * 18 * 18 * 3)  # 3 windows per chunk
+        monkeypatch.setattr(window_attention, "ATTENTION_CHUNK_ELEMENTS", 3 * 18 * 18 * 3)  # 3 windows each
         monkeypatch.setattr(video_swin, "MLP_CHUNK_TOKENS", 50)
         torch.testing.assert_close(block(x), whole, atol=1e-6, rtol=1e-6)
 

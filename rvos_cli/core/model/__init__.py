@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rvos_cli.core.config import ModelConfig, get_preset, resolve_text_encoder
+from rvos_cli.core.model.checkpointing import set_grad_checkpoint
 from rvos_cli.core.model.mttr import MTTR, TextFeatures, VideoFeatures
 from rvos_cli.core.model.text_encoder import Tokenizer, build_text_encoder, text_hidden_size
 from rvos_cli.core.model.transformer import MultimodalTransformer
@@ -20,7 +21,8 @@ def build_model(preset: str | ModelConfig, text_encoder: str | None = None) -> M
 
     `text_encoder` overrides the config's encoder (a hub name or a local folder). With
     `config.text_encoder.pretrained` false only the encoder's config is read (random weights, to be
-    replaced by an MTTR checkpoint). Returns the model in train mode on the CPU.
+    replaced by an MTTR checkpoint). `config.grad_checkpoint` switches activation checkpointing on
+    (training only). Returns the model in train mode on the CPU.
     """
     config = _model_config(preset)
     name = resolve_text_encoder(text_encoder or config.text_encoder.name)
@@ -46,7 +48,7 @@ def build_model(preset: str | ModelConfig, text_encoder: str | None = None) -> M
         dim_feedforward=t.dim_feedforward,
         dropout=t.dropout,
     )
-    return MTTR(
+    model = MTTR(
         backbone,
         transformer,
         num_queries=t.num_queries,
@@ -54,6 +56,8 @@ def build_model(preset: str | ModelConfig, text_encoder: str | None = None) -> M
         aux_loss=config.aux_loss,
         freeze_text_encoder=config.text_encoder.freeze,
     )
+    set_grad_checkpoint(model, config.grad_checkpoint)
+    return model
 
 
 def build_tokenizer(preset: str | ModelConfig, text_encoder: str | None = None) -> Tokenizer:

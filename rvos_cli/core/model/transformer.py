@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rvos_cli.core.model.checkpointing import run_layer
+
 
 class MultiheadAttention(nn.Module):
     """Multi-head attention with `nn.MultiheadAttention`'s parameters, computed by the fused SDPA kernel.
@@ -102,12 +104,13 @@ class DecoderLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """A stack of encoder layers with no final norm."""
+    """A stack of encoder layers with no final norm; `grad_checkpoint` recomputes each layer in backward."""
 
     def __init__(
         self, num_layers: int, d_model: int, nheads: int, dim_feedforward: int, dropout: float
     ) -> None:
         super().__init__()
+        self.grad_checkpoint = False
         self.layers = nn.ModuleList(
             EncoderLayer(d_model, nheads, dim_feedforward, dropout) for _ in range(num_layers)
         )
@@ -115,17 +118,21 @@ class TransformerEncoder(nn.Module):
     def forward(self, src: Tensor, pos: Tensor, padding_mask: Tensor) -> Tensor:
         """`[N,L,D]` → `[N,L,D]`."""
         for layer in self.layers:
-            src = layer(src, pos, padding_mask)
+            src = run_layer(layer, self.grad_checkpoint, src, pos, padding_mask)
         return src
 
 
 class TransformerDecoder(nn.Module):
-    """A stack of decoder layers; every layer's output passes the shared final LayerNorm and is kept."""
+    """A stack of decoder layers; every layer's output passes the shared final LayerNorm and is kept.
+
+    `grad_checkpoint` recomputes each layer in backward during training.
+    """
 
     def __init__(
         self, num_layers: int, d_model: int, nheads: int, dim_feedforward: int, dropout: float
     ) -> None:
         super().__init__()
+        self.grad_checkpoint = False
         self.layers = nn.ModuleList(
             DecoderLayer(d_model, nheads, dim_feedforward, dropout) for _ in range(num_layers)
         )
@@ -136,7 +143,7 @@ class TransformerDecoder(nn.Module):
         tgt = torch.zeros_like(query_pos)
         states = []
         for layer in self.layers:
-            tgt = layer(tgt, memory, memory_padding_mask, pos, query_pos)
+            tgt = run_layer(layer, self.grad_checkpoint, tgt, memory, memory_padding_mask, pos, query_pos)
             states.append(self.norm(tgt))
         return torch.stack(states)
 

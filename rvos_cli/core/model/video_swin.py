@@ -19,10 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
 
+from rvos_cli.core.model.checkpointing import run_layer
+from rvos_cli.core.model.lean_mlp import lean_mlp
+from rvos_cli.core.model.window_attention import ShiftMask, WindowAttention3D
+
 Triple = tuple[int, int, int]
 
-# Attention scores computed at once (floats) before window attention switches to chunks of windows.
-ATTENTION_CHUNK_ELEMENTS = 1 << 24
 # Tokens per MLP call at inference: bounds the 4×-wide hidden activations.
 MLP_CHUNK_TOKENS = 1 << 15
 
@@ -96,14 +98,6 @@ def shifted_window_mask(padded: Triple, window: Triple, shift: Triple, device: t
     return region_mask(window_regions(padded, window, shift, device))
 
 
-@dataclass(frozen=True)
-class ShiftMask:
-    """Distinct shifted-window masks of a layer: patterns `[P,1,N,N]`, the pattern of each window `[nW]`."""
-
-    patterns: Tensor
-    window_pattern: Tensor
-
-
 @functools.lru_cache(maxsize=32)
 def shift_mask_patterns(padded: Triple, window: Triple, shift: Triple, device: torch.device) -> ShiftMask:
     """`shifted_window_mask` grouped into its distinct patterns (inner windows share one, borders a few),
@@ -113,19 +107,6 @@ def shift_mask_patterns(padded: Triple, window: Triple, shift: Triple, device: t
     masks = region_mask(distinct)
     patterns, mask_row = torch.unique(masks.flatten(1), dim=0, return_inverse=True)
     return ShiftMask(patterns.view(-1, 1, *masks.shape[1:]), mask_row[region_row])
-
-
-def relative_position_index(window: Triple) -> Tensor:
-    """Index `[N,N]` into the relative-position bias table for the full window (N = wd·wh·ww)."""
-    coords = torch.stack(torch.meshgrid(*[torch.arange(w) for w in window], indexing="ij")).flatten(1)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()  # [N, N, 3]
-    wd, wh, ww = window
-    rel[:, :, 0] += wd - 1
-    rel[:, :, 1] += wh - 1
-    rel[:, :, 2] += ww - 1
-    rel[:, :, 0] *= (2 * wh - 1) * (2 * ww - 1)
-    rel[:, :, 1] *= 2 * ww - 1
-    return rel.sum(-1)
 
 
 @dataclass(frozen=True)
@@ -173,69 +154,6 @@ def window_layout(grid: Triple, window: Triple, shift: Triple, device: torch.dev
     return WindowLayout(gather, scatter, mask)
 
 
-class WindowAttention3D(nn.Module):
-    """Window multi-head self-attention with a learned 3-D relative position bias.
-
-    The attention itself is `scaled_dot_product_attention` (fused on CPU and GPU); the bias and the
-    shifted-window mask enter as its additive mask, which gives the same result as softmax(qkᵀ·s + b + m)v.
-    Windows sharing a shift-mask pattern (at most 8 patterns) attend together with one broadcast mask,
-    in chunks of about `ATTENTION_CHUNK_ELEMENTS` scores, so memory does not grow with the window count.
-    """
-
-    def __init__(self, dim: int, window: Triple, num_heads: int) -> None:
-        super().__init__()
-        self.window = window
-        self.num_heads = num_heads
-        table_size = (2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros(table_size, num_heads))
-        self.register_buffer("relative_position_index", relative_position_index(window))
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim)
-        trunc_normal_(self.relative_position_bias_table, std=0.02)
-
-    def position_bias(self, N: int) -> Tensor:
-        """Bias `[nh, N, N]` from the first N×N entries of the index (reference rule for small windows)."""
-        index = self.relative_position_index[:N, :N].reshape(-1)
-        return self.relative_position_bias_table[index].reshape(N, N, -1).permute(2, 0, 1)
-
-    def forward(self, tokens: Tensor, gather: Tensor, shift_mask: ShiftMask | None) -> Tensor:
-        """Attend within windows, before the output projection.
-
-        tokens `[M+1, C]` normalised tokens of all clips with a last all-zero row for padding; gather
-        `[B·nW, N]` rows of `tokens` forming each window; shift_mask None for plain windows.
-        Returns `[B·nW, N, C]` (apply `proj` after putting tokens back in place).
-        """
-        Bw, N = gather.shape
-        bias = self.position_bias(N).unsqueeze(0)  # [1, nh, N, N]
-        out = tokens.new_empty(Bw, N, tokens.shape[1])
-        if shift_mask is None:
-            groups = [(torch.arange(Bw, device=gather.device), bias)]
-        else:
-            # windows are laid out b-major: window w of clip b sits at b·nW + w
-            pattern_of = shift_mask.window_pattern.repeat(Bw // shift_mask.window_pattern.shape[0])
-            groups = [
-                ((pattern_of == p).nonzero().squeeze(1), bias + pattern.to(bias.dtype))
-                for p, pattern in enumerate(shift_mask.patterns)
-            ]
-        chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (self.num_heads * N * N))
-        for windows, attn_mask in groups:
-            for start in range(0, windows.numel(), chunk):
-                ids = windows[start : start + chunk]
-                rows = tokens.index_select(0, gather.index_select(0, ids).flatten()).view(
-                    -1, N, tokens.shape[1]
-                )
-                out.index_copy_(0, ids, self._attend(rows, attn_mask))
-        return out
-
-    def _attend(self, x: Tensor, attn_mask: Tensor) -> Tensor:
-        """x `[n, N, C]`, attn_mask `[1, nh, N, N]` additive → `[n, N, C]` (heads merged, no projection)."""
-        n, N, C = x.shape
-        qkv = self.qkv(x).reshape(n, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each [n, nh, N, hd]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype))
-        return out.transpose(1, 2).reshape(n, N, C)
-
-
 class Mlp(nn.Module):
     """Linear → GELU → Linear (names fc1/fc2 as in the official weights)."""
 
@@ -255,7 +173,8 @@ class SwinBlock3D(nn.Module):
 
     Same result as the reference's LN → zero-pad → roll → partition → attention → reverse → roll →
     crop, computed with one gather and one scatter (`WindowLayout`); the projection and the MLP run on
-    real tokens only, the MLP in chunks of tokens when no gradient is needed.
+    real tokens only, the MLP in chunks of tokens when no gradient is needed. In training, attention and
+    MLP keep only what their backward needs (`window_attention`, `lean_mlp`).
     """
 
     def __init__(
@@ -284,7 +203,9 @@ class SwinBlock3D(nn.Module):
 
     def _mlp(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled():
-            return self.mlp(self.norm2(x))
+            if torch.is_autocast_enabled(x.device.type):  # the lean backward has no autocast handling
+                return self.mlp(self.norm2(x))
+            return lean_mlp(self.norm2, self.mlp.fc1, self.mlp.fc2, x)
         flat = x.reshape(-1, x.shape[-1])
         out = torch.empty_like(flat)
         for start in range(0, flat.shape[0], MLP_CHUNK_TOKENS):
@@ -295,7 +216,10 @@ class SwinBlock3D(nn.Module):
 
 
 class BasicLayer(nn.Module):
-    """A Swin stage: `depth` blocks alternating plain and shifted windows. Its merging lives elsewhere."""
+    """A Swin stage: `depth` blocks alternating plain and shifted windows. Its merging lives elsewhere.
+
+    With `grad_checkpoint` set, each block is recomputed in backward during training (see checkpointing).
+    """
 
     def __init__(
         self,
@@ -308,6 +232,7 @@ class BasicLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.window = window
+        self.grad_checkpoint = False
         self.shift: Triple = (window[0] // 2, window[1] // 2, window[2] // 2)
         self.blocks = nn.ModuleList(
             SwinBlock3D(
@@ -320,7 +245,7 @@ class BasicLayer(nn.Module):
         """`[B,C,D,H,W]` → `[B,C,D,H,W]`."""
         x = x.permute(0, 2, 3, 4, 1)  # [B, D, H, W, C]
         for block in self.blocks:
-            x = block(x)
+            x = run_layer(block, self.grad_checkpoint, x)
         return x.permute(0, 4, 1, 2, 3)
 
 
