@@ -94,6 +94,14 @@ def train(
     amp: Annotated[
         bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only; train.amp).")
     ] = None,
+    grad_checkpoint: Annotated[
+        bool | None,
+        typer.Option(
+            "--grad-checkpoint/--no-grad-checkpoint",
+            help="Recompute Swin blocks and transformer layers in backward: less memory, same gradients, "
+            "slower steps (model.grad_checkpoint).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Run folder (default: runs/train/<preset>, -2, -3 on repeats; resumed: its own)."),
@@ -140,8 +148,11 @@ def train(
     from rvos_cli.core.checkpoints import trusted_checkpoints
 
     shorthands = {"window": window, "batch_size": batch_size, "epochs": epochs, "seed": seed, "amp": amp}
+    assignments = list(assignments or [])
+    if grad_checkpoint is not None:
+        assignments.append(f"model.grad_checkpoint={str(grad_checkpoint).lower()}")
     with trusted_checkpoints(trust_checkpoint):
-        run_config = resolve_train_config(preset, config, resume, assignments or [], shorthands)
+        run_config = resolve_train_config(preset, config, resume, assignments, shorthands)
     device = parse_device(device)
     if run_config.train.amp and amp and not device.startswith("cuda"):
         err_console.print("[yellow]note:[/] AMP is CUDA-only; training in fp32 on the CPU", highlight=False)

@@ -100,6 +100,16 @@ def test_without_flags_the_preset_values_reach_the_training_engine(data_root: Pa
     assert seen["args"][0].train == dataclasses.replace(get_preset("tiny").train, amp=False)
 
 
+@pytest.mark.parametrize(("flags", "expected"), [([], False), (["--grad-checkpoint"], True)])
+def test_grad_checkpoint_flag_sets_the_model_config(
+    data_root: Path, capture_engine, flags: list[str], expected: bool
+) -> None:
+    seen = capture_engine(trainer_module, "train")
+    result = runner.invoke(app, ["train", "--preset", "tiny", "--data", str(data_root), *flags])
+    assert "args" in seen, result.output
+    assert seen["args"][0].model == dataclasses.replace(get_preset("tiny").model, grad_checkpoint=expected)
+
+
 # ------------------------------------------------------------------------------------------ errors
 
 
