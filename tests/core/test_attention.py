@@ -101,6 +101,43 @@ def test_training_attention_keeps_no_scores_for_backward() -> None:
     assert scores == [(1, 3, 18, 18)]  # the position bias once, no [windows, heads, N, N] scores
 
 
+def _saved_floats_per_token(block: SwinBlock3D, x: torch.Tensor) -> float:
+    """Floats kept for backward by one training forward of `block`, per token, counted per storage."""
+    storages: dict[int, int] = {}
+    parameters = {p.untyped_storage().data_ptr() for p in block.parameters()}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point() and t.untyped_storage().data_ptr() not in parameters:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        block(x)
+    return sum(storages.values()) / (x.numel() / x.shape[-1])
+
+
+def test_training_block_keeps_eight_floats_per_channel_and_token() -> None:
+    # MLP ratio 2. Kept: block input, q/k/v, proj input, LN2 input, fc1 output (2C) = 8C, two LayerNorm
+    # statistics per token and the position bias [1, nh, N, N] once. Plain autograd also keeps the LN
+    # outputs, window rows and GELU output (12C), and the math attention path its N×N scores.
+    block = _random_block(32, 2, (2, 4, 4), (1, 2, 2)).train()
+    x = torch.randn(1, 4, 8, 8, 32).requires_grad_(True)  # no padding: window rows = tokens
+    assert _saved_floats_per_token(block, x) == 8 * 32 + 4 + 2 * 32 * 32 / 256
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # no lean path under autocast
+        assert _saved_floats_per_token(block, x) > 11 * 32
+
+
+def test_training_block_under_bf16_autocast_has_close_gradients() -> None:
+    block = _random_block(24, 3, (2, 3, 3), (1, 1, 1)).train()
+    x = torch.randn(2, 3, 7, 8, 24)
+    reference = _block_gradients(block, x, lambda b, y: b(y))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = _block_gradients(block, x, lambda b, y: b(y).float())
+    for name, grad in reference.items():
+        assert torch.isfinite(autocast[name]).all(), name
+        torch.testing.assert_close(autocast[name].float(), grad, atol=0.1 * grad.abs().max(), rtol=0.1)
+
+
 def test_plain_block_matches_the_reference_formulation() -> None:
     block = _random_block(24, 3, (2, 3, 3), (0, 0, 0))
     x = torch.randn(1, 4, 6, 5, 24)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
 
 from rvos_cli.core.model.checkpointing import run_layer
-from rvos_cli.core.model.lean_mlp import lean_mlp
+from rvos_cli.core.model.lean_training import lean_mlp, lean_window_qkv
 from rvos_cli.core.model.window_attention import ShiftMask, WindowAttention3D
 
 Triple = tuple[int, int, int]
@@ -174,7 +174,7 @@ class SwinBlock3D(nn.Module):
     Same result as the reference's LN → zero-pad → roll → partition → attention → reverse → roll →
     crop, computed with one gather and one scatter (`WindowLayout`); the projection and the MLP run on
     real tokens only, the MLP in chunks of tokens when no gradient is needed. In training, attention and
-    MLP keep only what their backward needs (`window_attention`, `lean_mlp`).
+    MLP keep only what their backward needs (`window_attention`, `lean_training`).
     """
 
     def __init__(
@@ -195,17 +195,24 @@ class SwinBlock3D(nn.Module):
         window, shift = effective_window((D, H, W), self.window, self.shift)
         layout = window_layout((D, H, W), window, shift, x.device)
         gather, scatter = layout.batched(B)
-        tokens = self.norm1(x).reshape(-1, C)
-        tokens = torch.cat([tokens, tokens.new_zeros(1, C)])  # the last row stands for padding
-        attended = self.attn(tokens, gather, layout.shift_mask).view(-1, C).index_select(0, scatter)
+        # the lean training functions have no autocast handling: under autocast autograd keeps more
+        lean = torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
+        if lean:
+            qkv = lean_window_qkv(self.norm1, self.attn.qkv, x.reshape(-1, C), gather)
+            attended = self.attn.attend_qkv(qkv, layout.shift_mask)
+        else:
+            tokens = self.norm1(x).reshape(-1, C)
+            tokens = torch.cat([tokens, tokens.new_zeros(1, C)])  # the last row stands for padding
+            attended = self.attn(tokens, gather, layout.shift_mask)
+        attended = attended.view(-1, C).index_select(0, scatter)
         x = x + self.drop_path(self.attn.proj(attended).view(B, D, H, W, C))
+        if lean:
+            return x + self.drop_path(lean_mlp(self.norm2, self.mlp.fc1, self.mlp.fc2, x))
         return x + self.drop_path(self._mlp(x))
 
     def _mlp(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled():
-            if torch.is_autocast_enabled(x.device.type):  # the lean backward has no autocast handling
-                return self.mlp(self.norm2(x))
-            return lean_mlp(self.norm2, self.mlp.fc1, self.mlp.fc2, x)
+            return self.mlp(self.norm2(x))
         flat = x.reshape(-1, x.shape[-1])
         out = torch.empty_like(flat)
         for start in range(0, flat.shape[0], MLP_CHUNK_TOKENS):

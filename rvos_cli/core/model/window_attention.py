@@ -81,9 +81,10 @@ class WindowAttention3D(nn.Module):
         Returns `[B·nW, N, C]` (apply `proj` after putting tokens back in place).
         """
         Bw, N = gather.shape
-        bias = self.position_bias(N).unsqueeze(0)  # [1, nh, N, N]
         if torch.is_grad_enabled():
-            return self._attend_for_training(tokens, gather, bias, shift_mask)
+            rows = tokens.index_select(0, gather.flatten()).view(Bw, N, tokens.shape[1])
+            return self.attend_qkv(self.qkv(rows), shift_mask)
+        bias = self.position_bias(N).unsqueeze(0)  # [1, nh, N, N]
         out = tokens.new_empty(Bw, N, tokens.shape[1])
         chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (self.num_heads * N * N))
         for windows, pattern in _groups(Bw, shift_mask, gather.device):
@@ -95,19 +96,17 @@ class WindowAttention3D(nn.Module):
                 out.index_copy_(0, ids, self._attend(rows, attn_mask))
         return out
 
-    def _attend_for_training(
-        self, tokens: Tensor, gather: Tensor, bias: Tensor, shift_mask: ShiftMask | None
-    ) -> Tensor:
-        """All windows through one qkv projection, then `window_attention`, which keeps no scores for
-        backward. Same arguments and result as `forward`."""
-        Bw, N = gather.shape
-        C = tokens.shape[1]
-        rows = tokens.index_select(0, gather.flatten()).view(Bw, N, C)
-        qkv = self.qkv(rows).view(Bw, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+    def attend_qkv(self, qkv: Tensor, shift_mask: ShiftMask | None) -> Tensor:
+        """Attention of projected windows qkv `[B·nW, N, 3C]` through `window_attention` (nothing of
+        size N×N kept for backward: the training path) → `[B·nW, N, C]` before `proj`."""
+        Bw, N = qkv.shape[:2]
+        bias = self.position_bias(N).unsqueeze(0)  # [1, nh, N, N]
+        C = qkv.shape[2] // 3
+        qkv = qkv.view(Bw, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each [Bw, nh, N, hd]
         scores = self.num_heads * N * N
         chunks = (max(1, ATTENTION_CHUNK_ELEMENTS // scores), max(1, BACKWARD_CHUNK_ELEMENTS // scores))
-        out = window_attention(q, k, v, bias, _groups(Bw, shift_mask, gather.device), chunks)
+        out = window_attention(q, k, v, bias, _groups(Bw, shift_mask, qkv.device), chunks)
         return out.transpose(1, 2).reshape(Bw, N, C)
 
     def _attend(self, x: Tensor, attn_mask: Tensor) -> Tensor:
@@ -138,7 +137,8 @@ class WindowAttentionFunction(torch.autograd.Function):
     ) -> Tensor:
         """q/k/v `[n,nh,N,hd]`, bias `[1,nh,N,N]`, groups (window indices, additive pattern `[1,1,N,N]`
         or None) covering every window once → out `[n,nh,N,hd]`."""
-        out = torch.empty_like(q)
+        n, nh, N, hd = q.shape
+        out = q.new_empty(n, N, nh, hd).transpose(1, 2)  # heads merge into channels without a copy
         for windows, pattern in groups:
             mask = bias if pattern is None else bias + pattern
             mask = mask.to(q.dtype)
