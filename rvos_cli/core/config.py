@@ -24,18 +24,25 @@ from rvos_cli.fileio import write_text_atomic
 MINILM_ALIAS = "minilm"
 
 
+# Every field's `#:` comment is its documentation (meaning, unit, where the spec/paper sets it), read by
+# `core.config_docs` for `rvos config show`; "spec §N" is a section of the MTTR specification.
+
+
 @dataclass
 class BackboneConfig:
     """Video Swin-T temporal encoder (spec §1): stages 1–3 of a 4-stage Swin with patch (1,4,4)."""
 
-    embed_dim: int = 96
-    depths: tuple[int, ...] = (2, 2, 6)
-    num_heads: tuple[int, ...] = (3, 6, 12)
-    # Depth of the discarded 4th stage: drop-path rates are spread over all 12 blocks of the full model.
+    embed_dim: int = 96  #: channels of stage 1 (doubled by each patch merging); Swin-T: 96 (spec §1.1)
+    depths: tuple[int, ...] = (2, 2, 6)  #: Swin blocks in each kept stage (stage 4's 2 dropped; §1.1)
+    num_heads: tuple[int, ...] = (3, 6, 12)  #: attention heads in each kept stage (spec §1.1)
+    #: blocks of the discarded 4th stage: drop-path rates are spread over all the full model's blocks
     discarded_stage_depth: int = 2
+    #: patch embedding kernel = stride as (frames, pixels, pixels); 1 frame: one feature map per frame
     patch_size: tuple[int, int, int] = (1, 4, 4)
+    #: attention window as (frames, tokens, tokens); shifted by half on odd blocks (spec §1.1)
     window_size: tuple[int, int, int] = (8, 7, 7)
-    mlp_ratio: float = 4.0
+    mlp_ratio: float = 4.0  #: hidden width of each block's MLP, as a multiple of the stage's channels
+    #: stochastic-depth rate of the full model's last block, rising linearly from 0 at the first (§1.1)
     drop_path_rate: float = 0.1
 
 
@@ -43,22 +50,23 @@ class BackboneConfig:
 class TransformerConfig:
     """Multimodal transformer (spec §3): post-norm DETR encoder/decoder, one sequence per frame."""
 
-    d_model: int = 256
-    nheads: int = 8
-    num_encoder_layers: int = 3
-    num_decoder_layers: int = 3
-    dim_feedforward: int = 2048
-    dropout: float = 0.1
-    num_queries: int = 50
+    d_model: int = 256  #: width D of every token: video, text and object queries (spec §3.1)
+    nheads: int = 8  #: attention heads in each encoder and decoder layer (spec §3.1)
+    num_encoder_layers: int = 3  #: encoder layers over the joint video+text sequence (spec §3.4)
+    num_decoder_layers: int = 3  #: decoder layers; each one's output is also an aux output (spec §3.5)
+    dim_feedforward: int = 2048  #: hidden width of each layer's feed-forward block (spec §3.1)
+    dropout: float = 0.1  #: dropout probability in attention and feed-forward blocks (spec §3.1)
+    num_queries: int = 50  #: object queries Nq = candidate sequences per clip (spec §3.5)
 
 
 @dataclass
 class TextEncoderConfig:
     """Any Hugging Face encoder: a hub name, a local folder, or `minilm` (the offline MiniLM package)."""
 
+    #: encoder and tokenizer: a hub name, a local folder, or minilm (offline package); spec §2
     name: str = "roberta-base"
-    freeze: bool = True
-    # Build the architecture from this config file / name without weights (tests, official checkpoints).
+    freeze: bool = True  #: keep the text encoder's weights fixed during training (spec §2: frozen)
+    #: load the encoder's pretrained weights; false builds the architecture only (checkpoints hold them)
     pretrained: bool = True
 
 
@@ -66,13 +74,16 @@ class TextEncoderConfig:
 class ModelConfig:
     """Everything that defines an MTTR network; `build_model` is its only reader."""
 
+    #: the Video Swin temporal encoder (spec §1)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    #: the multimodal encoder-decoder (spec §3)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    #: the sentence encoder (spec §2)
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
-    mask_kernels_dim: int = 8
-    aux_loss: bool = True
-    # Recompute the Swin blocks and transformer layers in backward instead of keeping their activations
-    # (less memory, about one more forward of compute; same gradients; training only).
+    mask_kernels_dim: int = 8  #: channels Ds of the dynamic mask kernels and mask features (spec §4)
+    aux_loss: bool = True  #: also supervise every earlier decoder layer's outputs (spec §5, §7)
+    #: recompute the Swin blocks and transformer layers in backward instead of keeping their activations
+    #: (less memory, about one more forward of compute, the same gradients; training only)
     grad_checkpoint: bool = False
 
 
@@ -80,11 +91,12 @@ class ModelConfig:
 class LossConfig:
     """Matcher costs and loss weights (spec §6–7)."""
 
-    set_cost_is_referred: float = 2.0
-    set_cost_dice: float = 5.0
-    is_referred_loss_coef: float = 2.0
-    dice_loss_coef: float = 5.0
-    sigmoid_focal_loss_coef: float = 2.0
+    set_cost_is_referred: float = 2.0  #: weight of the reference cost in the Hungarian matching (§6)
+    set_cost_dice: float = 5.0  #: weight of the (negative) Dice cost in the Hungarian matching (§6)
+    is_referred_loss_coef: float = 2.0  #: weight of the reference cross-entropy loss (spec §7)
+    dice_loss_coef: float = 5.0  #: weight of the Dice loss on matched masks (spec §7)
+    sigmoid_focal_loss_coef: float = 2.0  #: weight of the sigmoid focal loss on matched masks (§7)
+    #: weight of the reference cross-entropy of every query but the referred object's (that one: 1; §7)
     eos_coef: float = 0.1
 
 
@@ -92,31 +104,34 @@ class LossConfig:
 class TrainConfig:
     """Optimiser and schedule (spec §9), with the INTENDED MultiStepLR milestone (see README)."""
 
-    lr: float = 1e-4
-    lr_backbone: float = 1e-5
-    text_encoder_lr: float = 5e-5
-    weight_decay: float = 1e-4
-    epochs: int = 70
+    lr: float = 1e-4  #: AdamW learning rate of everything but backbone and text encoder (spec §9)
+    lr_backbone: float = 1e-5  #: learning rate of the Video Swin backbone (spec §9)
+    text_encoder_lr: float = 5e-5  #: learning rate of the text encoder when not frozen (spec §9)
+    weight_decay: float = 1e-4  #: AdamW weight decay, applied to all parameters (spec §9)
+    epochs: int = 70  #: passes over the training samples; A2D 70, Ref-YouTube-VOS 30 (spec §9)
+    #: epochs after which the learning rates are multiplied by lr_drop_gamma (A2D 50, YTVOS 20; §9)
     lr_drop_milestones: tuple[int, ...] = (50,)
-    lr_drop_gamma: float = 0.4
-    clip_max_norm: float = 0.1
-    amp: bool = True
-    seed: int = 42
-    window: int = 10
-    batch_size: int = 1
-    num_workers: int = 2
-    keep_checkpoints: int = 15
+    lr_drop_gamma: float = 0.4  #: factor of each learning-rate drop: 0.4 = "decay by 2.5" (spec §9)
+    clip_max_norm: float = 0.1  #: clip the global L2 norm of the gradients to this (0 = off; §9)
+    amp: bool = True  #: mixed precision (float16 autocast + GradScaler; CUDA only) (spec §9)
+    seed: int = 42  #: random seed; each process adds its rank (spec §9)
+    window: int = 10  #: frames per training clip w (A2D 10, Ref-YouTube-VOS 12; spec §9)
+    batch_size: int = 1  #: clips per optimiser step on each process (spec §9: 3 per GPU for A2D)
+    num_workers: int = 2  #: data-loading worker processes per training process (0 = in-process)
+    keep_checkpoints: int = 15  #: newest epoch checkpoints kept in RUN/checkpoints (best/last stay)
 
 
 @dataclass
 class DataConfig:
     """Resizing and augmentation (spec §10)."""
 
+    #: dataset format when the folder's layout does not tell: a2d, jhmdb, ytvos, mevis or davis (§10)
     dataset: str = "a2d"
-    train_short_size: int = 320
-    train_max_size: int = 576
-    eval_short_size: int = 320
-    eval_max_size: int = 576
+    train_short_size: int = 320  #: training frames: short side resized to this, pixels (spec §10)
+    train_max_size: int = 576  #: training frames: cap on the long side, pixels (spec §10)
+    eval_short_size: int = 320  #: evaluation/inference frames: short side, pixels (spec §10)
+    eval_max_size: int = 576  #: evaluation/inference frames: cap on the long side, pixels (spec §10)
+    #: flip training clips left-right with probability 0.5, swapping "left"/"right" (spec §10)
     horizontal_flip: bool = True
 
 
@@ -124,10 +139,11 @@ class DataConfig:
 class Config:
     """A full run: model, losses, training and data."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  #: the network (spec §1–5)
+    loss: LossConfig = field(default_factory=LossConfig)  #: matching costs and loss weights (§6–7)
+    train: TrainConfig = field(default_factory=TrainConfig)  #: optimiser, schedule, clips (spec §9)
+    data: DataConfig = field(default_factory=DataConfig)  #: frame sizes and augmentation (spec §10)
+    #: the preset this config started from (mttr-a2d, mttr-ytvos, tiny) or custom
     preset: str = "custom"
 
 
