@@ -65,7 +65,7 @@ def _options(
 
 
 # Each module registers its command(s) on `app` with `register(app)`; a command exists only once it works.
-COMMAND_MODULES = ("prepare", "train", "eval", "infer", "viz", "convert", "serve")
+COMMAND_MODULES = ("prepare", "train", "eval", "infer", "viz", "convert", "serve", "config")
 
 
 def _register_commands() -> None:
