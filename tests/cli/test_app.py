@@ -28,7 +28,9 @@ runpy.run_module("rvos_cli", run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["infer"], ["prepare"], ["viz"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["eval"], ["infer"], ["prepare"], ["viz"], ["convert"], ["config", "show"]]
+)
 def test_help_does_not_import_torch_or_transformers(command: list[str]) -> None:
     child = subprocess.run(
         [sys.executable, "-c", HEAVY_IMPORTS_PROBE, *command, "--help"],
@@ -46,7 +48,7 @@ def test_version_prints_the_package_version() -> None:
     assert (result.exit_code, result.stdout) == (0, f"rvos {__version__}\n")
 
 
-HELPED = [[], ["train"], ["infer"], ["eval"], ["prepare"], ["prepare", "a2d"], ["viz"], ["viz", "curves"]]
+HELPED = [[], ["train"], ["infer"], ["eval"], ["prepare", "a2d"], ["viz", "curves"], ["config", "show"]]
 
 
 @pytest.mark.parametrize("command", HELPED)
