@@ -24,11 +24,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rvos_cli.cli.common import (
-    TrustCheckpoint,
-    err_console,
-    out_console,
-    parse_device,
+from rvos_cli.cli.common import err_console, out_console
+from rvos_cli.cli.options import (
+    DATA_PANEL,
+    OUTPUT_PANEL,
+    RUN_PANEL,
+    CheckpointOption,
+    DataOption,
+    DeviceOption,
+    OverwriteOption,
+    PresetOption,
+    SetOption,
+    TextEncoderOption,
+    TrustCheckpointOption,
+    out_option,
 )
 from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.engine.eval_run import EvalRequest, EvalResult
@@ -64,33 +73,41 @@ def register(app: typer.Typer) -> None:
     app.command("eval", no_args_is_help=True)(eval_command)
 
 
+SCORING_PANEL = "Scoring existing predictions (no model)"
+
+
 def eval_command(
     dataset: Annotated[EvalDataset, typer.Argument(help="Benchmark: a2d, jhmdb, ytvos, mevis or davis.")],
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="Dataset root (as downloaded), prepared with `rvos prepare`."),
-    ] = None,
+    data: DataOption = None,
+    checkpoint: CheckpointOption = None,
+    preset: PresetOption = None,
+    text_encoder: TextEncoderOption = None,
+    assignments: SetOption = None,
+    trust_checkpoint: TrustCheckpointOption = False,
     prepared: Annotated[
         Path | None,
-        typer.Option("--prepared", help=f"Prepared files of --data (default: DATA/{PREPARED_DIRNAME})."),
-    ] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="rvos or official MTTR checkpoint (.pth/.pth.tar).")
-    ] = None,
-    preset: Annotated[
-        str | None,
         typer.Option(
-            "--preset",
-            help="Architecture (mttr-a2d, mttr-ytvos, tiny); required for official MTTR checkpoints "
-            "(default: the config stored in an rvos checkpoint).",
+            "--prepared",
+            help=f"Prepared files of --data (default: DATA/{PREPARED_DIRNAME}).",
+            rich_help_panel=DATA_PANEL,
         ),
     ] = None,
-    text_encoder: Annotated[
-        str | None, typer.Option("--text-encoder", help="Text encoder hub name or local folder.")
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="ytvos: valid; mevis: valid_u (local J&F, default) or valid (submission zip).",
+            rich_help_panel=DATA_PANEL,
+        ),
     ] = None,
     window: Annotated[
         int | None,
-        typer.Option("--window", min=1, help="a2d/jhmdb: frames per clip around the annotated frame."),
+        typer.Option(
+            "--window",
+            min=1,
+            help="a2d/jhmdb: frames per clip around the annotated frame (default: the config's).",
+            rich_help_panel=RUN_PANEL,
+        ),
     ] = None,
     max_frames: Annotated[
         int | None,
@@ -99,62 +116,30 @@ def eval_command(
             min=1,
             help="ytvos: longest video in one pass; longer ones go in linked windows (default: no limit); "
             "mevis/davis: window size (default 24, overlap 6).",
+            rich_help_panel=RUN_PANEL,
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="a2d/jhmdb: clips per batch.")] = 1,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-    split: Annotated[
-        str | None,
-        typer.Option(
-            "--split", help="ytvos: valid; mevis: valid_u (local J&F, default) or valid (submission zip)."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="ytvos/mevis/davis: folder for the predicted masks (default: runs/eval/<benchmark-split>, "
-            "-2, -3 on repeats).",
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the outputs of an earlier run in an existing --out.")
-    ] = False,
-    predictions_out: Annotated[
-        Path | None,
-        typer.Option("--predictions-out", help="a2d/jhmdb: also save the COCO results JSON here."),
-    ] = None,
-    predictions: Annotated[
-        Path | None,
-        typer.Option(
-            "--predictions",
-            help="Score these predictions without a model: COCO results JSON (a2d/jhmdb), a folder "
-            "<video>/<exp>/<frame>.png (ytvos, mevis) or anno_0..anno_3/<sequence>/<frame>.png (davis).",
-        ),
-    ] = None,
-    coco_gt: Annotated[
-        Path | None, typer.Option("--coco-gt", help="a2d/jhmdb scoring: COCO ground-truth JSON.")
-    ] = None,
-    gt_root: Annotated[
-        Path | None,
-        typer.Option(
-            "--gt-root",
-            help="ytvos scoring: folder with Annotations/<video>/<frame>.png and meta_expressions.json; "
-            "mevis: the valid_u folder (or the MeViS root); davis: the download root (DAVIS/...).",
-        ),
-    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, help="a2d/jhmdb: clips per batch.", rich_help_panel=RUN_PANEL),
+    ] = 1,
     select: Annotated[
         Select | None,
         typer.Option(
             "--select",
             help="mevis: top1 (one object per sentence) or threshold (every sequence whose TSVS score "
             "exceeds --score-threshold, none → empty masks; the default for mevis).",
+            rich_help_panel=RUN_PANEL,
         ),
     ] = None,
     score_threshold: Annotated[
         float | None,
         typer.Option(
-            "--score-threshold", min=0.0, max=1.0, help="mevis --select threshold: τ (default 0.5)."
+            "--score-threshold",
+            min=0.0,
+            max=1.0,
+            help="mevis --select threshold: τ (default 0.5).",
+            rich_help_panel=RUN_PANEL,
         ),
     ] = None,
     davis_task: Annotated[
@@ -163,17 +148,61 @@ def eval_command(
             "--davis-task",
             help="davis: unsupervised (default; the published tables: all frames, Hungarian association, "
             "void excluded) or semi-supervised (ids fixed, first and last frames dropped).",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = None,
+    device: DeviceOption = "auto",
+    out: Annotated[
+        Path | None, out_option("runs/eval/<benchmark>-<split> (ytvos, mevis, davis masks)")
+    ] = None,
+    overwrite: OverwriteOption = False,
+    predictions_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions-out",
+            help="a2d/jhmdb: also save the COCO results JSON here.",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the metrics (fractions in [0, 1]) to this JSON file.")
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write the metrics (fractions in [0, 1]) to this JSON file.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
     ] = None,
-    trust_checkpoint: TrustCheckpoint = False,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Score these predictions without a model: COCO results JSON (a2d/jhmdb), a folder "
+            "<video>/<exp>/<frame>.png (ytvos, mevis) or anno_0..anno_3/<sequence>/<frame>.png (davis).",
+            rich_help_panel=SCORING_PANEL,
+        ),
+    ] = None,
+    coco_gt: Annotated[
+        Path | None,
+        typer.Option(
+            "--coco-gt", help="a2d/jhmdb scoring: COCO ground-truth JSON.", rich_help_panel=SCORING_PANEL
+        ),
+    ] = None,
+    gt_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--gt-root",
+            help="ytvos scoring: folder with Annotations/<video>/<frame>.png and meta_expressions.json; "
+            "mevis: the valid_u folder (or the MeViS root); davis: the download root (DAVIS/...).",
+            rich_help_panel=SCORING_PANEL,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint on A2D-/JHMDB-Sentences, Ref-YouTube-VOS, MeViS or Ref-DAVIS17, or score
     existing predictions."""
     if json_out is not None and not json_out.parent.is_dir():
         raise RvosError(f"{json_out}: its folder {json_out.parent} does not exist")
+    from rvos_cli.core.devices import resolve_device
+
     request = EvalRequest(
         dataset.value,
         data=data,
@@ -193,8 +222,9 @@ def eval_command(
         select=select.value if select is not None else None,
         score_threshold=score_threshold,
         davis_task=davis_task.value if davis_task is not None else None,
+        overrides=tuple(assignments) if assignments else None,
         batch_size=batch_size,
-        device=parse_device(device),
+        device=resolve_device(device),
     )
     from rvos_cli.core.checkpoints import trusted_checkpoints
     from rvos_cli.engine.eval_run import run_evaluation

@@ -36,7 +36,7 @@ def check_options(name: str, given: dict[str, Any], scoring: bool) -> None:
             f"{option} does not apply to `rvos eval davis` (one object per expression, val split)"
         )
     model_only = {"--data", "--prepared", "--checkpoint", "--preset", "--text-encoder", "--max-frames",
-                  "--out", "--overwrite", "--select", "--score-threshold", "--split"}  # fmt: skip
+                  "--out", "--overwrite", "--set", "--select", "--score-threshold", "--split"}  # fmt: skip
     if scoring:
         for option in sorted(used & model_only - ({"--split"} if name == "mevis" else set())):
             raise RvosError(f"{option} is for evaluating a model; --predictions scores existing files")
@@ -123,4 +123,5 @@ def _predictor(name: str, given: dict[str, Any], device: str) -> Any:
         overlap=overlap,
         select=select,
         score_threshold=DEFAULT_SCORE_THRESHOLD if threshold is None else threshold,
+        overrides=given.get("--set") or (),
     )

@@ -31,10 +31,11 @@ YTVOS_RUN_NAME = "ytvos-valid"  # default output folder: runs/eval/ytvos-valid (
 
 # Options that only make sense in one mode or for one kind of dataset (named as the CLI spells them).
 _MODEL_ONLY = ("--data", "--prepared", "--checkpoint", "--preset", "--text-encoder", "--window",
-               "--max-frames", "--split", "--out", "--overwrite", "--predictions-out")  # fmt: skip
+               "--max-frames", "--split", "--out", "--overwrite", "--predictions-out", "--set")  # fmt: skip
 _SCORING_ONLY = ("--coco-gt", "--gt-root")
 _A2D_ONLY = ("--window", "--predictions-out", "--coco-gt")
 _YTVOS_ONLY = ("--max-frames", "--split", "--out", "--overwrite", "--gt-root")
+_OPTION_NAMES = {"overrides": "--set"}  # EvalRequest fields whose option is not --field-name
 _BENCHMARK_ONLY = ("--select", "--score-threshold", "--davis-task")
 
 
@@ -65,6 +66,7 @@ class EvalRequest:
     select: str | None = None
     score_threshold: float | None = None
     davis_task: str | None = None
+    overrides: tuple[str, ...] | None = None  # --set key.path=value, applied to the checkpoint's config
     batch_size: int = 1
     device: str = "cpu"
 
@@ -72,7 +74,9 @@ class EvalRequest:
         """{'--option': value} of the optional fields, as the CLI spells them."""
         skip = {"dataset", "predictions", "batch_size", "device"}
         return {
-            "--" + f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self) if f.name not in skip
+            _OPTION_NAMES.get(f.name, "--" + f.name.replace("_", "-")): getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in skip
         }
 
 
@@ -208,8 +212,9 @@ def _evaluate_loaded(request: EvalRequest, prepared: Path, device: str, distribu
     data, checkpoint = _given(request.data, "--data"), _given(request.checkpoint, "--checkpoint")
     # Official checkpoints store no architecture: eval asks for --preset rather than assuming one.
     predictor = Predictor.from_checkpoint(
-        checkpoint, request.preset, request.text_encoder, device=device, dtype="fp32", default_preset=None
-    )
+        checkpoint, request.preset, request.text_encoder, device=device, dtype="fp32", default_preset=None,
+        overrides=request.overrides or (),
+    )  # fmt: skip
     config = predictor.config
     eval_size = (config.data.eval_short_size, config.data.eval_max_size)
     transforms = VideoTransforms(*eval_size, horizontal_flip=False)

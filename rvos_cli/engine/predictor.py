@@ -161,17 +161,21 @@ class Predictor:
         default_preset: str | None = DEFAULT_PRESET,
         select: str = "top1",
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        overrides: Sequence[str] = (),
     ) -> Predictor:
         """Load an rvos or official MTTR checkpoint strictly and wrap it (model in eval mode on `device`).
 
         The architecture comes from `preset` when given, else from the config an rvos checkpoint stores,
         else `default_preset` (official checkpoints store none; None makes that an RvosError asking for
-        `--preset`). `text_encoder` overrides the config's encoder name or folder (no weights are
+        `--preset`); then `overrides` (`--set key.path=value` strings, e.g. `data.eval_short_size=360`)
+        apply to it. `text_encoder` overrides the config's encoder name or folder (no weights are
         downloaded: they are in the checkpoint). Other arguments as in the class doc.
         """
         from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
+        from rvos_cli.core.config import apply_overrides
 
         config = checkpoint_config(Path(checkpoint), preset, default_preset=default_preset)
+        config = apply_overrides(config, list(overrides))
         model, tokenizer = load_trained_model(Path(checkpoint), config, text_encoder)
         return cls(
             model, tokenizer, config, device=device, dtype=dtype, window=window, overlap=overlap, size=size,

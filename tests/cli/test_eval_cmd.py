@@ -313,6 +313,7 @@ def test_model_options_reach_the_evaluation_engine(tmp_path: Path, capture_engin
         "a2d", "--data", tmp_path / "a2d", "--checkpoint", tmp_path / "ck.pth", "--preset", "mttr-a2d",
         "--text-encoder", tmp_path / "roberta", "--window", 6, "--batch-size", 3, "--device", "cpu",
         "--predictions-out", tmp_path / "pred.json",
+        "--set", "data.eval_short_size=40", "--set", "train.window=3",
     )  # fmt: skip
     assert "args" in seen, result.output  # the command reached the engine
     (request,) = seen["args"]
@@ -321,6 +322,14 @@ def test_model_options_reach_the_evaluation_engine(tmp_path: Path, capture_engin
     assert (request.preset, request.text_encoder) == ("mttr-a2d", str(tmp_path / "roberta"))
     assert (request.window, request.batch_size, request.device) == (6, 3, "cpu")
     assert request.predictions_out == tmp_path / "pred.json" and request.predictions is None
+    assert request.overrides == ("data.eval_short_size=40", "train.window=3")
+
+
+def test_set_is_refused_when_scoring_existing_predictions(tmp_path: Path) -> None:
+    result = run(
+        "a2d", "--predictions", tmp_path / "p.json", "--coco-gt", tmp_path / "gt.json", "--set", "x=1"
+    )
+    assert_user_error(result, "--set is for evaluating a model; --predictions scores existing files")
 
 
 def test_ytvos_options_reach_the_evaluation_engine(tmp_path: Path, capture_engine) -> None:

@@ -17,6 +17,7 @@ import pytest
 from media_builders import moving_square_frames
 from pycocotools import mask as mask_utils
 
+from rvos_cli.core.config import get_preset
 from rvos_cli.data.video_io import read_frames
 from rvos_cli.engine.infer import run_inference
 from rvos_cli.engine.predictor import FrameResult, Predictor
@@ -163,3 +164,13 @@ def test_threshold_selection_reaches_the_linkers(tiny_tokenizer, threshold: floa
     for r in bar.stream(frames, ["the white bar"]):
         want = bar_mask(r.index) if expected == "bar" else np.ones_like(bar_mask(0))
         assert np.array_equal(r.masks[0], want)
+
+
+def test_overrides_apply_to_the_checkpoint_config_and_a_misfit_one_is_refused(checkpoint: Path) -> None:
+    predictor = Predictor.from_checkpoint(
+        checkpoint, device="cpu", dtype="fp32", overrides=["data.eval_short_size=40", "train.window=3"]
+    )
+    assert (predictor.config.data.eval_short_size, predictor.config.train.window) == (40, 3)
+    assert predictor.config.data.eval_max_size == get_preset("tiny").data.eval_max_size
+    with pytest.raises(RvosError, match=r"does not fit.*obj_queries\.weight"):
+        Predictor.from_checkpoint(checkpoint, device="cpu", overrides=["model.transformer.num_queries=5"])
