@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rvos_cli.cli.common import TrustCheckpoint, out_console
+from rvos_cli.cli.common import out_console
+from rvos_cli.cli.options import TrustCheckpointOption
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +26,7 @@ def convert(
             "mttr-a2d or mttr-ytvos); default: the checkpoint's own config."
         ),
     ] = None,
-    trust_checkpoint: TrustCheckpoint = False,
+    trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
     """Write the weights of CHECKPOINT to OUT.safetensors with its config in the metadata.
 

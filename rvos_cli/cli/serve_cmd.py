@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from rvos_cli.cli.common import TrustCheckpoint, err_console
+from rvos_cli.cli.common import err_console
+from rvos_cli.cli.options import (
+    CheckpointOption,
+    DeviceOption,
+    PresetOption,
+    TextEncoderOption,
+    TrustCheckpointOption,
+)
 from rvos_cli.errors import RvosError
 
 WEB_MODULES = ("fastapi", "uvicorn", "multipart")
@@ -21,18 +28,10 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    checkpoint: Annotated[
-        Path,
-        typer.Option("--checkpoint", "-c", help="Official MTTR checkpoint or one written by `rvos train`."),
-    ],
-    preset: Annotated[
-        str | None,
-        typer.Option(help="Architecture preset (mttr-a2d, mttr-ytvos, tiny); default: the checkpoint's."),
-    ] = None,
-    text_encoder: Annotated[
-        str | None, typer.Option(help="Text encoder name or local folder (tokenizer + config).")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    checkpoint: CheckpointOption,
+    preset: PresetOption = None,
+    text_encoder: TextEncoderOption = None,
+    device: DeviceOption = "auto",
     dtype: Annotated[str, typer.Option(help="auto, fp32 or bf16.")] = "auto",
     host: Annotated[
         str, typer.Option(help="Address to listen on; anything but loopback exposes the page to others.")
@@ -55,7 +54,7 @@ def serve(
     work_dir: Annotated[
         Path | None, typer.Option(help="Where uploads and results live while kept (default: system temp).")
     ] = None,
-    trust_checkpoint: TrustCheckpoint = False,
+    trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
     """Serve a web page on HOST:PORT: pick a video, type sentences, watch the overlay, download the results.
 
