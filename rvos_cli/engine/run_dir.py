@@ -83,6 +83,17 @@ def output_dir(out: Path | None, overwrite: bool, verb: str, name: str, root: Pa
     return out
 
 
+def output_file(out: Path, overwrite: bool) -> Path:
+    """An explicit output file (`--out clip.mp4`): RvosError when it exists, unless `overwrite`; else
+    `out`."""
+    out = Path(out)
+    if out.is_dir():
+        raise RvosError(f"--out {out}: is a folder; expected a file name such as {out / 'overlay.mp4'}")
+    if out.exists() and not overwrite:
+        raise RvosError(f"--out {out}: already exists; pass --overwrite to replace it")
+    return out
+
+
 def default_run_dir(name: str) -> Path:
     """`runs/train/<name>` (`-2`, `-3`, ... on repeats) under the current folder: rank 0 picks the name and
     every rank gets the same one."""

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -36,7 +37,8 @@ def test_samples_draws_ground_truth_next_to_predictions(tmp_path: Path) -> None:
     assert width == 2 * 64 + 8  # two panels and the gap
 
 
-def test_overlay_of_a_mask_folder_writes_one_png_per_frame(tmp_path: Path) -> None:
+def _mask_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """Frames 00000 and 00005 (20×30 grey) and one expression's masks for both: (frames, predictions)."""
     frames, masks = tmp_path / "frames", tmp_path / "pred" / "0"
     frames.mkdir()
     masks.mkdir(parents=True)
@@ -45,10 +47,33 @@ def test_overlay_of_a_mask_folder_writes_one_png_per_frame(tmp_path: Path) -> No
         mask = np.zeros((20, 30), np.uint8)
         mask[5:15, 10:20] = 255
         Image.fromarray(mask).save(masks / f"{name}.png")
+    return frames, tmp_path / "pred"
+
+
+def test_overlay_of_a_mask_folder_writes_one_png_per_frame(tmp_path: Path) -> None:
+    frames, _ = _mask_tree(tmp_path)
     out = tmp_path / "overlay"
     result = runner.invoke(app, ["viz", "overlay", str(frames), str(tmp_path / "pred"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("*.png")) == ["00000.png", "00005.png"]
+
+
+def test_overlays_without_out_get_numbered_run_folders_and_an_existing_file_needs_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames, predictions = _mask_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    overlay = ["viz", "overlay", str(frames), str(predictions)]
+    assert runner.invoke(app, [*overlay, "--out", "x.gif"]).exit_code == 0
+    again = runner.invoke(app, [*overlay, "--out", "x.gif"])
+    assert again.exit_code == 2
+    assert again.stderr == "error: --out x.gif: already exists; pass --overwrite to replace it\n"
+    assert runner.invoke(app, [*overlay, "--out", "x.gif", "--overwrite"]).exit_code == 0
+    assert runner.invoke(app, overlay).exit_code == 0
+    assert runner.invoke(app, overlay).exit_code == 0
+    runs = tmp_path / "runs" / "viz"
+    assert sorted(p.name for p in runs.iterdir()) == ["pred", "pred-2"]
+    assert [p.name for p in (runs / "pred-2").iterdir()] == ["overlay.mp4"]
 
 
 def test_curves_from_a_run_folder_and_a_malformed_log(tmp_path: Path) -> None:

@@ -91,3 +91,15 @@ def test_clearing_an_earlier_run_removes_only_the_run_files(tmp_path: Path) -> N
     (run / R.VALIDATION_DIR / "epoch_00").mkdir(parents=True)
     R.clear_earlier_run(run)
     assert [p.name for p in run.iterdir()] == ["notes.txt"]
+
+
+def test_an_explicit_output_file_needs_overwrite_when_it_exists(tmp_path: Path) -> None:
+    target = tmp_path / "clip.gif"
+    assert R.output_file(target, False) == target
+    target.write_bytes(b"earlier")
+    with pytest.raises(RvosError) as err:
+        R.output_file(target, False)
+    assert str(err.value) == f"--out {target}: already exists; pass --overwrite to replace it"
+    assert R.output_file(target, True) == target
+    with pytest.raises(RvosError, match="is a folder; expected a file name"):
+        R.output_file(tmp_path, True)
