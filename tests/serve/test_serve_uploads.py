@@ -35,7 +35,8 @@ def test_a_file_without_a_video_stream_is_refused(server, tmp_path: Path) -> Non
         out.setframerate(8000)
         out.writeframes(b"\x00\x00" * 8000)
     response = server.submit(sound, SENTENCES, name="sound.mp4")
-    assert (response.status_code, error_of(response)) == (400, "sound.mp4: the file holds no video stream")
+    expected = "sound.mp4: holds only audio (1 audio stream(s)), no video stream to segment"
+    assert (response.status_code, error_of(response)) == (400, expected)
 
 
 @pytest.mark.parametrize(
