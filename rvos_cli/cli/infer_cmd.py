@@ -1,4 +1,9 @@
-"""`rvos infer VIDEO TEXT [TEXT ...]`: segment what each sentence refers to in a video (or frame folder)."""
+"""`rvos infer VIDEO TEXT [TEXT ...]`: segment what each sentence refers to in videos (or frame folders).
+
+`rvos infer VIDEO... --text TEXT` / `--text-file FILE` takes several videos, folders of videos or glob
+patterns: the model is loaded once, each video gets its own output folder, one table sums up (and `--json`
+writes it). Under torchrun the videos are shared out across the processes.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from rvos_cli.cli.common import TrustCheckpoint, err_console, out_console
 from rvos_cli.core.selection import DEFAULT_SCORE_THRESHOLD, check_selection
 from rvos_cli.errors import RvosError
 
-SAVE_CHOICES = ("mp4", "png", "json", "gif")
+SAVE_CHOICES = ("mp4", "png", "json", "gif", "jsonl")
 NO_CHECKPOINT = (
     "no --checkpoint given: the model would be untrained and its masks meaningless, so nothing was run. "
     "Pass weights with --checkpoint PATH: an official MTTR checkpoint "
@@ -40,7 +45,7 @@ def parse_size(text: str) -> tuple[int, int | None]:
 
 
 def parse_save(text: str) -> set[str]:
-    """`--save mp4,png,json,gif` → the set of output kinds; RvosError for an empty list or unknown kind."""
+    """`--save mp4,png,json,gif,jsonl` → the set of output kinds; RvosError for none or an unknown kind."""
     kinds = {p.strip().lower() for p in text.split(",") if p.strip()}
     unknown = sorted(kinds - set(SAVE_CHOICES))
     if unknown or not kinds:
@@ -53,16 +58,39 @@ def register(app: typer.Typer) -> None:
     app.command("infer")(infer)
 
 
+def split_inputs(inputs: list[str], texts: list[str], text_file: Path | None) -> tuple[list[str], list[str]]:
+    """(video arguments, sentences) of the command line.
+
+    With `--text` or `--text-file` every positional argument is a video; otherwise the first one is the
+    video and the rest are sentences (`rvos infer VIDEO TEXT [TEXT ...]`). RvosError when no sentence
+    is given.
+    """
+    from rvos_cli.engine.infer_batch import read_sentence_file
+
+    if texts or text_file is not None:
+        sentences = list(texts) + (read_sentence_file(text_file) if text_file is not None else [])
+        return inputs, sentences
+    if len(inputs) < 2:
+        raise RvosError("no sentence given: rvos infer VIDEO TEXT, or --text TEXT, or --text-file FILE")
+    return inputs[:1], inputs[1:]
+
+
 def infer(
-    video: Annotated[
-        Path, typer.Argument(help="Video file (mp4, avi, mov, webm, mkv) or a folder of frames.")
-    ],
-    text: Annotated[
+    inputs: Annotated[
         list[str],
         typer.Argument(
-            help="One or more sentences, each describing one object (or several: --select threshold)."
+            help="VIDEO then TEXT...; or only videos with --text/--text-file. A video is a file (mp4, avi, "
+            "mov, webm, mkv), a folder of frames, a folder of videos or a quoted glob ('clips/*.mp4').",
+            metavar="VIDEO [VIDEO|TEXT]...",
         ),
     ],
+    texts: Annotated[
+        list[str] | None,
+        typer.Option("--text", "-t", help="A sentence (repeat for several); all arguments are then videos."),
+    ] = None,
+    text_file: Annotated[
+        Path | None, typer.Option("--text-file", help="Sentences, one per line (blank lines ignored).")
+    ] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option("--checkpoint", "-c", help="Official MTTR checkpoint or one written by `rvos train`."),
@@ -75,7 +103,8 @@ def infer(
         str | None, typer.Option(help="Text encoder name or local folder (tokenizer + config).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: runs/infer/<video name>).")
+        Path | None,
+        typer.Option(help="Output folder (default: runs/infer/<video>); several videos go in OUT/<video>."),
     ] = None,
     window: Annotated[int, typer.Option(help="Frames per window.")] = 24,
     overlap: Annotated[int, typer.Option(help="Frames shared by consecutive windows.")] = 6,
@@ -87,6 +116,9 @@ def infer(
     end: Annotated[
         float | None, typer.Option(help="End time in seconds (exclusive) (default: the end).")
     ] = None,
+    stride: Annotated[
+        int, typer.Option(min=1, help="Segment every N-th frame; the outputs run at fps / N.")
+    ] = 1,
     device: Annotated[
         str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
     ] = "auto",
@@ -94,7 +126,7 @@ def infer(
         str, typer.Option(help="auto (bf16 where the device computes it natively), fp32 or bf16 (autocast).")
     ] = "auto",
     save: Annotated[
-        str, typer.Option(help="Outputs to write: a subset of mp4,png,json,gif.")
+        str, typer.Option(help="Outputs to write: a subset of mp4,png,json,gif,jsonl.")
     ] = "mp4,png,json",
     select: Annotated[
         str,
@@ -106,44 +138,68 @@ def infer(
     score_threshold: Annotated[
         float, typer.Option(help="The TSVS score a sequence must exceed with --select threshold.")
     ] = DEFAULT_SCORE_THRESHOLD,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary (every video) to this JSON file.")
+    ] = None,
     trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
-    """Segment the object each sentence refers to in every frame of VIDEO.
+    """Segment the object each sentence refers to in every frame of each video.
 
-    Writes an overlay video (one colour per sentence, with a legend), per-frame mask PNGs per sentence and
-    predictions.json (COCO RLE and score per sentence and frame) into the output folder.
+    Writes per video an overlay video (one colour per sentence, with a legend, and the source's sound),
+    per-frame mask PNGs per sentence and predictions.json (COCO RLE and score per sentence and frame);
+    --save jsonl adds predictions.jsonl (one line per frame).
     """
     kinds = parse_save(save)
     parsed_size = parse_size(size) if size is not None else None
+    video_args, sentences = split_inputs(inputs, texts or [], text_file)
     if checkpoint is None:
         raise RvosError(NO_CHECKPOINT)
-    out_dir = out if out is not None else Path("runs") / "infer" / (video.stem or "video")
+    if json_out is not None and not json_out.parent.is_dir():
+        raise RvosError(f"--json {json_out}: its folder {json_out.parent} does not exist")
 
     from rvos_cli.core.checkpoints import checkpoint_config, trusted_checkpoints
     from rvos_cli.core.devices import resolve_device, resolve_dtype
-    from rvos_cli.engine.infer import check_inference_inputs, run_inference
+    from rvos_cli.engine.infer_batch import BatchRequest, expand_videos, infer_videos, output_folders
     from rvos_cli.engine.predictor import DEFAULT_PRESET, Predictor, check_settings
 
     check_settings(window, overlap, parsed_size)
     check_selection(select, score_threshold)
     with trusted_checkpoints(trust_checkpoint):  # an unreadable checkpoint fails before the video is probed
         checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
-    frames = check_inference_inputs(video, text, out_dir, start=start, end=end, save=kinds)
+    videos = expand_videos(video_args)
+    request = BatchRequest(videos, output_folders(videos, out), sentences, start, end, stride, kinds)
+
+    def load_predictor(process_device: str) -> Predictor:
+        with trusted_checkpoints(trust_checkpoint):
+            return Predictor.from_checkpoint(
+                checkpoint, preset, text_encoder, process_device, resolve_dtype(dtype, process_device),
+                window, overlap, parsed_size, select=select, score_threshold=score_threshold,
+            )  # fmt: skip
+
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning
-        device = resolve_device(device)
-        dtype = resolve_dtype(dtype, device)
-        with trusted_checkpoints(trust_checkpoint):
-            predictor = Predictor.from_checkpoint(
-                checkpoint, preset, text_encoder, device, dtype, window, overlap, parsed_size,
-                select=select, score_threshold=score_threshold,
-            )  # fmt: skip
         with _progress_bar() as on_progress:
-            result = run_inference(
-                predictor, video, text, out_dir, save=kinds, progress=on_progress, frames=frames
-            )
-    _print_summary(result)
+            result = infer_videos(request, load_predictor, resolve_device(device), on_progress)
+    if result is None:  # a non-zero rank under torchrun: rank 0 reports
+        return
+    _report(result, json_out)
+
+
+def _report(result: dict[str, Any], json_out: Path | None) -> None:
+    """Print the summary table; write the JSON; RvosError (exit 2) when some video failed."""
+    from rvos_cli.cli.infer_summary import batch_table, video_table
+
+    videos = result["videos"]
+    out_console.print(video_table(videos[0], result) if len(videos) == 1 else batch_table(result))
+    if json_out is not None:
+        from rvos_cli.fileio import write_json_atomic
+
+        write_json_atomic(json_out, result)
+        err_console.print(f"summary written to {json_out}")
+    if result["failed"]:
+        first = next(video for video in videos if video["status"] != "ok")
+        raise RvosError(f"{result['failed']} of {len(videos)} videos failed; first: {first['error']}")
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
@@ -152,48 +208,28 @@ def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
 
 
 @contextlib.contextmanager
-def _progress_bar() -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (frames done, frames/s, time left); yields its update callback."""
+def _progress_bar() -> Iterator[Callable[[int, int, int, int], None]]:
+    """A rich progress bar on stderr (video k/n, frames done, frames/s, time left); yields its callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("segmenting"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("frames  {task.fields[speed]}"),
         TimeRemainingColumn(),
         console=err_console,
     )
-    began = time.perf_counter()
-    tasks: list[Any] = []
+    tasks: dict[int, Any] = {}
+    began: dict[int, float] = {}
 
-    def update(done: int, total: int) -> None:
-        if not tasks:
-            tasks.append(progress.add_task("infer", total=total, speed=""))
-        speed = done / max(time.perf_counter() - began, 1e-9)
-        progress.update(tasks[0], completed=done, speed=f"{speed:.2f} frames/s")
+    def update(number: int, count: int, done: int, total: int) -> None:
+        if number not in tasks:
+            label = "segmenting" if count == 1 else f"video {number}/{count}"
+            tasks[number] = progress.add_task(label, total=total, speed="")
+            began[number] = time.perf_counter()
+        speed = done / max(time.perf_counter() - began[number], 1e-9)
+        progress.update(tasks[number], completed=done, speed=f"{speed:.2f} frames/s")
 
     with progress:
         yield update
-
-
-def _print_summary(result: Any) -> None:
-    """The closing table on stdout: what was processed, how fast, and where the outputs are."""
-    from rich.table import Table
-
-    table = Table(title="rvos infer", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("video", str(result.video))
-    for index, (sentence, score) in enumerate(zip(result.sentences, result.scores, strict=True)):
-        table.add_row(f"sentence {index}", f"{sentence}  (mean score {score:.3f})")
-    first = result.first_frame
-    table.add_row("frames", f"{result.num_frames} (source frames {first}–{first + result.num_frames - 1})")
-    height, width = result.orig_size
-    resized_h, resized_w = result.resized_size
-    table.add_row("size", f"{height}×{width}, processed at {resized_h}×{resized_w}")
-    table.add_row("speed", f"{result.frames_per_second:.2f} frames/s ({result.seconds:.1f} s)")
-    labels = {"mp4": "overlay video", "gif": "overlay GIF", "json": "predictions", "png": "mask PNGs"}
-    for kind, path in result.outputs.items():
-        table.add_row(labels[kind], str(path))
-    out_console.print(table)

@@ -127,6 +127,20 @@ def run_inference(
             writer.abort()
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return _result(predictor, video, out_dir, sentences, frames, writer, final, time.perf_counter() - began)
+
+
+def _result(
+    predictor: Predictor,
+    video: Path,
+    out_dir: Path,
+    sentences: list[str],
+    frames: FrameRange,
+    writer: OutputWriter,
+    outputs: dict[str, Path],
+    seconds: float,
+) -> InferResult:
+    """The `InferResult` of a finished run (sizes from the source's probe)."""
     info = frames.info
     orig = (info.height, info.width) if info is not None else (0, 0)
     return InferResult(
@@ -138,8 +152,8 @@ def run_inference(
         stride=frames.stride,
         orig_size=orig,
         resized_size=predictor.resized_size(*orig),
-        seconds=time.perf_counter() - began,
+        seconds=seconds,
         scores=writer.mean_scores(),
-        outputs=final,
+        outputs=outputs,
         out_dir=out_dir,
     )
