@@ -99,12 +99,12 @@ def child(checkpoint: Path, video: Path, dtype: str, num_sentences: int, threads
     import torch
 
     torch.set_num_threads(threads)
-    from rvos_cli.core.checkpoints import checkpoint_config, load_trained_model
     from rvos_cli.engine.infer import run_inference
+    from rvos_cli.engine.predictor import Predictor
 
     began = time.perf_counter()
-    config = checkpoint_config(checkpoint)
-    model, tokenizer = load_trained_model(checkpoint, config)
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", dtype=dtype, size=(360, 640))
+    model = predictor.model
     load_seconds = time.perf_counter() - began
     peak_load_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model_seconds = []
@@ -118,16 +118,7 @@ def child(checkpoint: Path, video: Path, dtype: str, num_sentences: int, threads
 
     model.forward_sentences = timed_forward  # type: ignore[method-assign]
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak: measure inference alone as well
-    result = run_inference(
-        video,
-        SENTENCES[:num_sentences],
-        model,
-        tokenizer,
-        out,
-        size=(360, 640),
-        dtype=dtype,
-        save={"mp4", "png", "json"},
-    )
+    result = run_inference(predictor, video, SENTENCES[:num_sentences], out, save={"mp4", "png", "json"})
     peak_infer_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
