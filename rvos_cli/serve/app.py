@@ -99,6 +99,13 @@ def create_app(predictor: Any, jobs: JobQueue, settings: ServeSettings) -> FastA
             "palette": [_hex(colour) for colour in PALETTE],
         }
 
+    _add_job_routes(app, predictor, jobs, settings)
+    return app
+
+
+def _add_job_routes(app: FastAPI, predictor: Any, jobs: JobQueue, settings: ServeSettings) -> None:
+    """The job API on `app`: create, describe, cancel, progress events, and a job's files."""
+
     @app.post("/jobs", status_code=201)
     async def create_job(request: Request) -> dict[str, Any]:
         job = await _job_from_request(request, predictor, settings)
@@ -136,8 +143,6 @@ def create_app(predictor: Any, jobs: JobQueue, settings: ServeSettings) -> FastA
             return FileResponse(path, media_type=media_type)
         download = f"{Path(job.video_name).stem}-{name}"
         return FileResponse(path, media_type=media_type, filename=download)
-
-    return app
 
 
 def _job_or_404(jobs: JobQueue, job_id: str) -> Job:
