@@ -8,13 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
-from rvos_cli.core.checkpoints import save_model_checkpoint
-from rvos_cli.core.config import config_to_dict, get_preset
-from rvos_cli.core.model import build_model
 from rvos_cli.data.video_io import write_video
 from rvos_cli.engine.predictor import Predictor
 
@@ -28,11 +24,8 @@ SMALL = ["--size", "48,64", "--window", "4", "--overlap", "1", "--dtype", "fp32"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_model_checkpoint(build_model("tiny"), path, config=config_to_dict(get_preset("tiny")))
-    return path
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
