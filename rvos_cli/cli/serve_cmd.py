@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -83,24 +83,23 @@ def serve(
         predictor = Predictor.from_checkpoint(
             checkpoint, preset=preset, text_encoder=text_encoder, device=device, dtype=dtype, size=resize
         )
-    config = predictor.config
-    settings = ServeSettings(
-        work_dir=work_dir if work_dir is not None else Path(tempfile.gettempdir()),
-        max_upload_mb=max_upload_mb,
-        max_seconds=max_seconds,
-        videos_dir=videos,
-        model={
-            "checkpoint": checkpoint.name,
-            "preset": getattr(config, "preset", None),
-            "device": predictor.device,
-            "dtype": predictor.dtype,
-        },
-    )
+    work = work_dir if work_dir is not None else Path(tempfile.gettempdir())
+    settings = ServeSettings(work, max_upload_mb, max_seconds, videos, _model_info(checkpoint, predictor))
 
     def announce(url: str) -> None:
         err_console.print(f"rvos serve: model loaded, open {url} (Ctrl-C to stop)", highlight=False)
 
     run_server(predictor, settings, host, port, announce, keep_results)
+
+
+def _model_info(checkpoint: Path, predictor: Any) -> dict[str, Any]:
+    """What the page says about the model: checkpoint file name, preset, device, dtype."""
+    return {
+        "checkpoint": checkpoint.name,
+        "preset": getattr(predictor.config, "preset", None),
+        "device": predictor.device,
+        "dtype": predictor.dtype,
+    }
 
 
 def _check_web_modules() -> None:
