@@ -35,12 +35,13 @@ from starlette.exceptions import HTTPException
 from rvos_cli.engine.frame_reader import frame_range
 from rvos_cli.errors import RvosError
 from rvos_cli.serve import uploads
-from rvos_cli.serve.jobs import Job, JobQueue, new_job_id
+from rvos_cli.serve.jobs import Job, JobQueue, JobState, new_job_id
 from rvos_cli.viz.overlay import PALETTE, sentence_colour
 
 STATIC_DIR = Path(__file__).parent / "static"
 EVENT_POLL_SECONDS = 0.1
 KEEP_ALIVE_SECONDS = 15.0
+FINISHED_STATES = {state.value for state in JobState if state.finished}
 FORM_OVERHEAD_BYTES = 64 * 1024  # room for the sentences and multipart boundaries around the video
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
@@ -153,11 +154,18 @@ def _job_or_404(jobs: JobQueue, job_id: str) -> Job:
 
 
 def _describe(jobs: JobQueue, job_id: str) -> dict[str, Any]:
-    """The job's JSON view plus each sentence's overlay colour as '#rrggbb'."""
-    summary = jobs.describe(job_id, file_url)
+    """The job's JSON view; HTTP 404 if there is no such job."""
+    summary = _summary(jobs, job_id)
     if summary is None:
         raise HTTPException(404, f"no job {job_id} (it never existed, or its results were removed)")
-    summary["colours"] = [_hex(sentence_colour(k)) for k in range(len(summary["sentences"]))]
+    return summary
+
+
+def _summary(jobs: JobQueue, job_id: str) -> dict[str, Any] | None:
+    """The job's JSON view plus each sentence's overlay colour as '#rrggbb' (None: no such job)."""
+    summary = jobs.describe(job_id, file_url)
+    if summary is not None:
+        summary["colours"] = [_hex(sentence_colour(k)) for k in range(len(summary["sentences"]))]
     return summary
 
 
@@ -170,16 +178,15 @@ async def _event_stream(jobs: JobQueue, job_id: str) -> AsyncIterator[str]:
     seen = -1
     last_sent = time.monotonic()
     while True:
-        job = jobs.get(job_id)
-        if job is None:
+        summary = _summary(jobs, job_id)
+        if summary is None:
             yield "event: gone\ndata: {}\n\n"
             return
-        if job.version != seen:
-            seen = job.version
-            summary = _describe(jobs, job_id)
+        if summary["version"] != seen:
+            seen = summary["version"]
             last_sent = time.monotonic()
             yield f"data: {json.dumps(summary)}\n\n"
-            if job.state.finished:
+            if summary["state"] in FINISHED_STATES:
                 return
         elif time.monotonic() - last_sent > KEEP_ALIVE_SECONDS:
             last_sent = time.monotonic()

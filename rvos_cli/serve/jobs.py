@@ -276,6 +276,7 @@ def job_summary(job: Job, position: int, file_url: Callable[[str], str]) -> dict
     return {
         "id": job.id,
         "state": job.state.value,
+        "version": job.version,
         "video": job.video_name,
         "sentences": job.sentences,
         "start": job.start,
