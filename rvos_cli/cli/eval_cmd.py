@@ -121,8 +121,14 @@ def eval_command(
     ] = None,
     batch_size: Annotated[
         int,
-        typer.Option("--batch-size", min=1, help="a2d/jhmdb: clips per batch.", rich_help_panel=RUN_PANEL),
-    ] = 1,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="a2d/jhmdb: clips per batch. The default is the paper's (3 per GPU): frames are padded to "
+            "the largest in their batch, which changes the masks, so other sizes give other numbers.",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = 3,
     select: Annotated[
         Select | None,
         typer.Option(

@@ -67,7 +67,7 @@ class EvalRequest:
     score_threshold: float | None = None
     davis_task: str | None = None
     overrides: tuple[str, ...] | None = None  # --set key.path=value, applied to the checkpoint's config
-    batch_size: int = 1
+    batch_size: int = 3  # a2d/jhmdb: the paper's per-GPU eval batch (padding in a batch changes masks)
     device: str = "cpu"
 
     def options_given(self) -> dict[str, Any]:
