@@ -147,3 +147,28 @@ def moving_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "moving.mp4"
     write_video(path, moving_square_frames(), fps=10)
     return path
+
+
+# The released Kinetics-400 Video Swin-T checkpoint's keys and shapes (a copy of the spec's listing: CI
+# clones have no spec folder beside them).
+KINETICS_TSV = Path(__file__).parent / "core" / "kinetics_swin_t_state_dict.tsv"
+
+
+@pytest.fixture(scope="session")
+def kinetics_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`swin_tiny_patch244_window877_kinetics400_1k.pth` in the mmaction layout ({'meta', 'state_dict'})
+    with exactly the release's keys and shapes, filled with seeded random values (read-only for tests)."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for line in KINETICS_TSV.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        key, shape_text = line.split("\t")
+        shape = [int(size) for size in shape_text.strip("[]").split(",")]
+        if key.endswith("relative_position_index"):  # an int64 buffer in the release
+            state[key] = torch.randint(0, 2535, shape, generator=generator)
+        else:
+            state[key] = torch.randn(shape, generator=generator)
+    path = tmp_path_factory.mktemp("kinetics") / "swin_tiny_patch244_window877_kinetics400_1k.pth"
+    torch.save({"meta": {"epoch": 30, "mmaction_version": "0.15.0"}, "state_dict": state}, path)
+    return path

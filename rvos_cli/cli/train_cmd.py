@@ -11,7 +11,6 @@ from rvos_cli.cli.common import (
     TrustCheckpoint,
     err_console,
     out_console,
-    parse_device,
 )
 from rvos_cli.core.config import Config
 from rvos_cli.errors import RvosError
@@ -92,7 +91,12 @@ def train(
         int | None, typer.Option(help="Random seed (train.seed); each process adds its rank.")
     ] = None,
     amp: Annotated[
-        bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only; train.amp).")
+        bool | None,
+        typer.Option(
+            "--amp/--no-amp",
+            help="Mixed precision (train.amp): fp16 + GradScaler on CUDA, bf16 autocast on the CPU "
+            "(default on a CPU: only where it runs bf16 natively).",
+        ),
     ] = None,
     grad_checkpoint: Annotated[
         bool | None,
@@ -102,6 +106,18 @@ def train(
             "slower steps (model.grad_checkpoint).",
         ),
     ] = None,
+    backbone_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--backbone-weights",
+            help="Kinetics-400 Video Swin-T checkpoint (swin_tiny_patch244_window877_kinetics400_1k.pth) "
+            "loaded into the backbone of a fresh run (model.backbone_weights).",
+        ),
+    ] = None,
+    from_scratch: Annotated[
+        bool,
+        typer.Option("--from-scratch", help="Let an mttr-* preset start from random backbone weights."),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option(help="Run folder (default: runs/train/<preset>, -2, -3 on repeats; resumed: its own)."),
@@ -113,8 +129,8 @@ def train(
         Path | None, typer.Option(help="Continue a run: its folder or one of its checkpoint files.")
     ] = None,
     device: Annotated[
-        str, typer.Option(help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK).")
-    ] = "cpu",
+        str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK).")
+    ] = "auto",
     prepared: Annotated[
         Path | None, typer.Option(help="Prepared-data folder (default: DATA/rvos_prepared).")
     ] = None,
@@ -131,7 +147,13 @@ def train(
         bool,
         typer.Option("--eval/--no-eval", help="Evaluate after every epoch (A2D test split; YTVOS with GT)."),
     ] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Report progress (a bar, or lines in a log).")
+    ] = True,
+    log_every: Annotated[
+        float,
+        typer.Option(help="Seconds between progress lines when stderr is not a terminal (0: every step)."),
+    ] = 30.0,
     trust_checkpoint: TrustCheckpoint = False,
 ) -> None:
     """Train MTTR on prepared data; every run gets a folder with its config, metrics and checkpoints.
@@ -145,6 +167,8 @@ def train(
         raise RvosError(f"--max-steps must be at least 1, got {max_steps}")
     if time_limit is not None and time_limit <= 0:
         raise RvosError(f"--time-limit must be a positive number of minutes, got {time_limit}")
+    if log_every < 0:
+        raise RvosError(f"--log-every must be 0 or more seconds, got {log_every}")
     from rvos_cli.core.checkpoints import trusted_checkpoints
 
     shorthands = {"window": window, "batch_size": batch_size, "epochs": epochs, "seed": seed, "amp": amp}
@@ -153,9 +177,16 @@ def train(
         assignments.append(f"model.grad_checkpoint={str(grad_checkpoint).lower()}")
     with trusted_checkpoints(trust_checkpoint):
         run_config = resolve_train_config(preset, config, resume, assignments, shorthands)
-    device = parse_device(device)
-    if run_config.train.amp and amp and not device.startswith("cuda"):
-        err_console.print("[yellow]note:[/] AMP is CUDA-only; training in fp32 on the CPU", highlight=False)
+    if backbone_weights is not None and resume is not None:
+        err_console.print("[yellow]note:[/] a resumed run keeps its weights; --backbone-weights is ignored")
+    elif backbone_weights is not None:
+        run_config.model.backbone_weights = str(backbone_weights)
+    from rvos_cli.core.devices import native_bf16, resolve_device
+
+    device = resolve_device(device)
+    if run_config.train.amp and amp is None and device == "cpu" and not native_bf16(device):
+        run_config.train.amp = False  # the presets' AMP is the CUDA recipe; emulated bf16 is slower here
+        err_console.print("[yellow]note:[/] no native bf16 on this CPU: training in fp32 (--amp forces bf16)")
 
     if out is not None and resume is None:
         from rvos_cli.engine.run_dir import clear_earlier_run, output_dir
@@ -165,7 +196,7 @@ def train(
             clear_earlier_run(out)  # on every rank, all before the process group forms: no rank writes yet
 
     from rvos_cli.engine.distributed import env_dist_info
-    from rvos_cli.engine.train_result import summary
+    from rvos_cli.engine.train_report import summary
     from rvos_cli.engine.trainer import train as run_training
 
     with trusted_checkpoints(trust_checkpoint):
@@ -181,6 +212,8 @@ def train(
             time_limit_minutes=time_limit,
             evaluate=evaluate,
             show_progress=progress,
+            log_every=log_every,
+            from_scratch=from_scratch,
         )
     if env_dist_info().is_main:
         out_console.print(summary(result))

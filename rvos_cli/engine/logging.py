@@ -1,5 +1,5 @@
-"""What a training run reports: the metrics log (JSON lines), optional TensorBoard events, a progress bar
-on stderr and the closing summary table.
+"""What a long run reports: the metrics log (JSON lines), optional TensorBoard events, progress on stderr
+(`ProgressReporter`: a bar on a terminal, plain lines in a log file) and the closing summary table.
 
 The log has one object per line. Step records: {"kind": "step", "epoch", "step" (global), "loss", "lr",
 "time" (seconds of training so far), one entry per weighted loss term}. Epoch records: {"kind": "epoch",
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 
@@ -93,48 +95,114 @@ def _tensorboard_writer(folder: Path) -> Any:
     return SummaryWriter(log_dir=str(folder))
 
 
-class TrainProgress:
-    """A rich progress bar over all steps of the run: epoch, step, loss, learning rate, speed and ETA.
+def peak_memory_bytes(device: str = "cpu") -> int:
+    """The process's peak memory so far: max allocated CUDA memory on a `cuda` device, else peak RSS."""
+    if device.startswith("cuda"):
+        import torch
 
-    Used as a context manager; `enabled` False (other ranks, `--quiet`) shows nothing.
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB, macOS bytes
+
+
+def format_bytes(count: float) -> str:
+    """'812 MiB', '1.25 GiB': a byte count for a progress line."""
+    if count < 1024**3:
+        return f"{count / 1024**2:.0f} MiB"
+    return f"{count / 1024**3:.2f} GiB"
+
+
+def format_duration(seconds: float) -> str:
+    """'h:mm:ss' (seconds rounded), e.g. 3725.4 → '1:02:05'."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class ProgressReporter:
+    """Progress of a long job on stderr: a rich bar on a terminal, plain lines when stderr is not one.
+
+    Plain lines (CI, `nohup`, a scheduler's log file) come at most one every `log_every` seconds (the
+    first update always prints), e.g.
+    `train  step 12/64  epoch 1/8  loss 0.4127  lr 1.00e-04  6.1 samples/s  ETA 0:02:13  peak 1.21 GiB`.
+    The bar shows the same fields. total: units of the whole job (steps, clips, windows); completed: units
+    already done when this session starts (a resumed run); unit: the units' name in lines; title: the
+    first word of a line; enabled False (other ranks, `--no-progress`) shows nothing; device: whose peak
+    memory to show ('cpu' → peak RSS, 'cuda:N' → max allocated); plain: force lines (True) or the bar
+    (False) instead of asking the console; clock: seconds source (tests).
     """
 
     def __init__(
-        self, total_steps: int, completed: int, enabled: bool = True, console: Console | None = None
-    ):
-        self.enabled = enabled
-        self._progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps  loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
-            TimeRemainingColumn(),
-            console=console or Console(stderr=True),
-            disable=not enabled,
-        )
-        self._task = self._progress.add_task(
-            "train", total=total_steps, completed=completed, epoch="-", loss="-", lr="-", speed=""
-        )
+        self,
+        total: int,
+        *,
+        completed: int = 0,
+        unit: str = "step",
+        title: str = "",
+        enabled: bool = True,
+        log_every: float = 30.0,
+        device: str = "cpu",
+        plain: bool | None = None,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total, self.completed, self.unit, self.title = total, completed, unit, title
+        self.enabled, self.log_every, self.device, self.clock = enabled, log_every, device, clock
+        self.console = console or Console(stderr=True)
+        self.plain = (not self.console.is_terminal) if plain is None else plain
+        self._start_units, self._start_time, self._samples = completed, clock(), 0
+        self._last_line: float | None = None
+        self._fields: dict[str, str] = {}
+        self._bar = Progress(
+            TextColumn(title), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            console=self.console, disable=not enabled or self.plain,
+        )  # fmt: skip
+        self._task = self._bar.add_task(title, total=total, completed=completed, info="")
 
-    def __enter__(self) -> TrainProgress:
-        self._progress.start()
+    def __enter__(self) -> ProgressReporter:
+        self._start_time = self.clock()
+        self._bar.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        self._bar.stop()
 
-    def update(self, step: int, epoch: str, loss: float, lr: float, steps_per_second: float) -> None:
-        """Show `step` steps done, in epoch label `epoch` (e.g. "3/30"), with the last loss and lr."""
-        self._progress.update(
-            self._task,
-            completed=step,
-            epoch=epoch,
-            loss=f"{loss:.4f}",
-            lr=f"{lr:.2e}",
-            speed=f"{steps_per_second:.2f} steps/s",
-        )
+    def update(self, completed: int, *, samples: int = 0, **fields: str) -> None:
+        """Record `completed` units done in total, `samples` more samples processed since the last
+        update, and `fields` (label → formatted value, shown in order: epoch="1/8", loss="0.4127")."""
+        self.completed, self._samples = completed, self._samples + samples
+        self._fields = fields
+        if not self.enabled:
+            return
+        if not self.plain:
+            self._bar.update(self._task, completed=completed, info=self._info(with_units=False))
+            return
+        now = self.clock()
+        if self._last_line is None or now - self._last_line >= self.log_every:
+            self._last_line = now
+            self.console.print(self.line(), highlight=False, markup=False, soft_wrap=True)
+
+    def line(self) -> str:
+        """The plain progress line of the current state."""
+        head = f"{self.title}  " if self.title else ""
+        return head + self._info(with_units=True)
+
+    def _info(self, with_units: bool) -> str:
+        elapsed = max(self.clock() - self._start_time, 1e-9)
+        done = self.completed - self._start_units
+        parts = [f"{self.unit} {self.completed}/{self.total}"] if with_units else []
+        parts += [f"{label} {value}" for label, value in self._fields.items()]
+        if self._samples:
+            parts.append(f"{self._samples / elapsed:.3g} samples/s")
+        eta = (self.total - self.completed) * elapsed / done if done > 0 else None
+        parts.append("ETA " + ("-" if eta is None else format_duration(eta)))
+        parts.append("peak " + format_bytes(peak_memory_bytes(self.device)))
+        return "  ".join(parts)
 
 
 def summary_table(rows: list[tuple[str, str]], title: str = "rvos train") -> Table:
@@ -145,3 +213,10 @@ def summary_table(rows: list[tuple[str, str]], title: str = "rvos train") -> Tab
     for label, value in rows:
         table.add_row(label, value)
     return table
+
+
+def notice(message: str) -> None:
+    """Print one plain status line to stderr (device, batch, loaded weights at the start of a run)."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)

@@ -54,6 +54,47 @@ def build_scheduler(
     )
 
 
+def autocast_dtype(device: str) -> torch.dtype:
+    """The AMP dtype on `device`: float16 on CUDA (with a GradScaler, as the reference), bfloat16 on the
+    CPU (its range needs no scaler; CPU autocast has no float16 path worth using)."""
+    return torch.float16 if device.startswith("cuda") else torch.bfloat16
+
+
+def precision_label(device: str, amp: bool) -> str:
+    """How a run computes, for its start line: 'fp16 autocast + GradScaler', 'bf16 autocast' or 'fp32'."""
+    if not amp:
+        return "fp32"
+    return "fp16 autocast + GradScaler" if device.startswith("cuda") else "bf16 autocast"
+
+
+def paper_run(train: TrainConfig) -> tuple[int, int] | None:
+    """(clips per process, processes) of the published run at `train.window`, None when none was published."""
+    for window, per_process, processes in train.paper_runs:
+        if window == train.window:
+            return per_process, processes
+    return None
+
+
+def batch_report(train: TrainConfig, world_size: int) -> tuple[str, str | None]:
+    """The start line about the effective batch (clips per process × processes), and a warning when it
+    differs from the published run's at this window (None when equal or nothing was published)."""
+    effective = train.batch_size * world_size
+    processes = "process" if world_size == 1 else "processes"
+    clips = "clip" if effective == 1 else "clips"
+    line = f"batch: {train.batch_size} per process × {world_size} {processes} = {effective} {clips} per step"
+    paper = paper_run(train)
+    if paper is None or paper[0] * paper[1] == effective:
+        return line, None
+    per_process, processes = paper
+    warning = (
+        f"warning: effective batch {effective} differs from the paper's {per_process * processes} at window "
+        f"{train.window} ({per_process} per GPU × {processes} GPUs); reproduce it with "
+        f"`torchrun --nproc-per-node {processes} -m rvos_cli train ... --window {train.window} "
+        f"--batch-size {per_process}`"
+    )
+    return line, warning
+
+
 def to_device(batch: dict, device: str) -> dict:
     """A copy of the collated `batch` with its tensors (frames, padding mask, targets) on `device`;
     strings and other entries stay as they are."""
@@ -77,12 +118,12 @@ def compute_loss(
 
     batch: `collate` output (frames `[T,B,3,H,W]`, padding_mask `[T,B,H,W]`, texts, valid_indices `[T']`,
     targets). Returns ({weighted loss term: scalar}, total loss scalar); under `amp` the forward and the
-    criterion run in float16 autocast (CUDA only).
+    criterion run in autocast (`autocast_dtype`: float16 on CUDA, bfloat16 on the CPU).
     """
     batch = to_device(batch, device)
     text = {k: v.to(device) for k, v in tokenizer(batch["texts"]).items()}
     device_type = "cuda" if device.startswith("cuda") else "cpu"
-    with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=amp):
+    with torch.autocast(device_type=device_type, dtype=autocast_dtype(device), enabled=amp):
         outputs = model(
             batch["frames"],
             batch["padding_mask"],

@@ -43,6 +43,17 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def agreed_stop(flag: StopFlag, out_of_time: bool, device: Any) -> int:
+    """This rank's vote (interrupted beats time limit beats 0) maxed over all ranks: the stop reason
+    every rank acts on at this step. `device` holds the reduced tensor (the process group's device)."""
+    import torch
+
+    from rvos_cli.engine import distributed as D
+
+    vote = STOP_INTERRUPTED if flag.requested else STOP_TIME_LIMIT if out_of_time else 0
+    return int(D.all_reduce_max(torch.tensor([float(vote)], device=device)).item())
+
+
 def stop_message(reason: str, step: int) -> str:
     """The summary's message for a stop `reason` ("max_steps", "time_limit", "interrupted") after global
     step `step`; "" for other reasons."""

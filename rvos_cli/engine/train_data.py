@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from rvos_cli.core.config import Config
+from rvos_cli.core.config import Config, TrainConfig
 from rvos_cli.data import PREPARED_DIRNAME
 from rvos_cli.engine.run_dir import VALIDATION_DIR
 from rvos_cli.errors import RvosError
@@ -112,7 +113,7 @@ def epoch_evaluator(
     folder = Path(prepared) if prepared is not None else root / PREPARED_DIRNAME
     transforms = VideoTransforms(config.data.eval_short_size, config.data.eval_max_size, False)
     tokenizer = build_tokenizer(config.model)
-    batch_size = config.train.batch_size
+    batch_size = config.data.eval_batch_size
     name = detect_dataset(root, config.data.dataset)
     if name == "a2d":
         from rvos_cli.data.a2d import A2DSentencesDataset
@@ -147,3 +148,24 @@ def epoch_evaluator(
 
         return evaluate_ytvos
     return None
+
+
+def train_loader(
+    dataset: Dataset, sampler: Sampler, train: TrainConfig, epoch: int, start: int, device: str
+) -> DataLoader:
+    """This rank's batches of `epoch` (collated, `train.batch_size` clips), skipping the first `start`
+    samples of the rank's order (those trained on before a resume)."""
+    from rvos_cli.data.collate import collate
+
+    dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+    sampler.set_epoch(epoch, start=start)  # type: ignore[attr-defined]
+    return DataLoader(
+        dataset,
+        batch_size=train.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=train.num_workers,
+        pin_memory=device.startswith("cuda"),
+        # The loader's worker seeds come from here, not from the global RNG the model uses.
+        generator=torch.Generator().manual_seed(train.seed + epoch),
+    )

@@ -24,6 +24,10 @@ from rvos_cli.engine.distributed import EpochSampler
 from rvos_cli.engine.seeding import seed_everything, set_rng_state
 from rvos_cli.errors import RvosError
 
+# Evaluation metrics that choose best.pth.tar (higher is better), in order of preference; without any,
+# the epoch's mean training loss decides (lower is better).
+BEST_METRICS = ("mAP", "J&F")
+
 
 @dataclass
 class RunProgress:
@@ -41,6 +45,17 @@ class RunProgress:
     best_metric: str = "loss"  # the metric `best_score` is of: "mAP", "J&F" or the epoch's mean "loss"
     elapsed: float = 0.0  # seconds of training in earlier sessions
     epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of the logged losses
+
+    def update_best(self, epoch_loss: float, metrics: Mapping[str, float]) -> bool:
+        """Keep the best score so far: an evaluation metric of `BEST_METRICS` if `metrics` has one, else
+        the epoch's mean loss. Returns True when this epoch is the new best."""
+        name = next((m for m in BEST_METRICS if m in metrics), "loss")
+        score = metrics[name] if name != "loss" else epoch_loss
+        previous = self.best_score if self.best_metric == name else None
+        better = previous is None or (score < previous if name == "loss" else score > previous)
+        if better:
+            self.best_score, self.best_metric = score, name
+        return better
 
     @property
     def at_epoch_boundary(self) -> bool:

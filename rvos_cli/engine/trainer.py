@@ -1,12 +1,11 @@
 """MTTR training as the paper's recipe (spec §9): a plain PyTorch loop, resumable to the step.
 
-The pieces live beside it: the optimizer groups, schedule and loss of a batch in `engine.recipe` (the
-criterion in `core.losses`), seeds in `engine.seeding`, the run folder (config, `metrics.jsonl`,
-`checkpoints/NN.pth.tar`, `best`, `last`) in `engine.run_dir`, and what a checkpoint holds in
-`engine.train_state`. This module is the loop: epochs of optimizer steps with gradient clipping and AMP on
-CUDA, a seeded sample order, `last.pth.tar` every `checkpoint_every` steps and whenever the run stops
-early, an epoch checkpoint (and evaluation) after every epoch, and the stop conditions (max steps, time
-limit, SIGINT/SIGTERM, a non-finite loss).
+Beside it: optimizer groups, schedule and a batch's loss in `engine.recipe` (the criterion in
+`core.losses`), seeds in `engine.seeding`, the run folder in `engine.run_dir`, what a checkpoint holds in
+`engine.train_state`, the Kinetics backbone in `engine.pretrained`. This module is the loop: optimizer
+steps with gradient clipping and AMP (fp16 on CUDA, bf16 on the CPU), `last.pth.tar` every
+`checkpoint_every` steps and on an early stop, an epoch checkpoint (and evaluation) after every epoch, and
+the stop conditions (max steps, time limit, SIGINT/SIGTERM, a non-finite loss).
 """
 
 from __future__ import annotations
@@ -14,38 +13,33 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from rvos_cli.core.checkpoints import read_checkpoint_file, save_model_safetensors
 from rvos_cli.core.config import Config, config_to_dict, save_config
 from rvos_cli.core.losses import build_criterion
 from rvos_cli.engine import distributed as D
 from rvos_cli.engine import run_dir as R
-from rvos_cli.engine.logging import MetricsLog, TrainProgress
+from rvos_cli.engine.logging import MetricsLog, ProgressReporter, notice
+from rvos_cli.engine.pretrained import load_backbone_weights, require_backbone_weights
 from rvos_cli.engine.recipe import build_optimizer, build_scheduler, compute_loss
 from rvos_cli.engine.seeding import rng_state, seed_everything
-from rvos_cli.engine.stopping import (
-    STOP_INTERRUPTED,
-    STOP_TIME_LIMIT,
-    StopFlag,
-    stop_message,
-    stop_on_signals,
+from rvos_cli.engine.stopping import STOP_INTERRUPTED, StopFlag, agreed_stop, stop_message, stop_on_signals
+from rvos_cli.engine.train_data import (
+    EvaluateEpoch,
+    build_train_dataset,
+    detect_dataset,
+    epoch_evaluator,
+    train_loader,
 )
-from rvos_cli.engine.train_data import EvaluateEpoch, build_train_dataset, detect_dataset, epoch_evaluator
-from rvos_cli.engine.train_result import TrainResult
+from rvos_cli.engine.train_report import TrainResult, start_lines
 from rvos_cli.engine.train_state import RunProgress, TrainState
 from rvos_cli.errors import RvosError
-
-# Evaluation metrics that choose best.pth.tar (higher is better), in order of preference; without any,
-# the epoch's mean training loss decides (lower is better).
-BEST_METRICS = ("mAP", "J&F")
 
 
 @dataclass
@@ -53,14 +47,15 @@ class SessionOptions:
     """How long this session trains and how it reports (none of it changes the arithmetic).
 
     checkpoint_every: steps between `last.pth.tar` writes (0 = epoch ends and stops only); max_steps:
-    stop after this global step; time_limit_minutes: stop after this wall time; show_progress: draw the
-    progress display on rank 0.
+    stop after this global step; time_limit_minutes: stop after this wall time; show_progress: report
+    progress on rank 0 (a bar on a terminal, else a plain line at most every `log_every` seconds).
     """
 
     checkpoint_every: int = 200
     max_steps: int | None = None
     time_limit_minutes: float | None = None
     show_progress: bool = True
+    log_every: float = 30.0
 
 
 class _Trainer:
@@ -78,14 +73,13 @@ class _Trainer:
         evaluate_epoch: EvaluateEpoch | None,
     ) -> None:
         from rvos_cli.core.model import build_model, build_tokenizer
-        from rvos_cli.data.collate import collate
 
         self.config, self.run_dir, self.device, self.info = config, Path(run_dir), device, info
         self.options, self.evaluate_epoch = options, evaluate_epoch
         limit = options.time_limit_minutes
         self.time_limit = None if limit is None else limit * 60.0
         train = config.train
-        self.amp = train.amp and device.startswith("cuda")
+        self.amp = train.amp
 
         seed_everything(train.seed + info.rank)
         self.dataset = build_train_dataset(config, data_root, prepared)
@@ -99,7 +93,7 @@ class _Trainer:
             model=model,
             optimizer=optimizer,
             scheduler=build_scheduler(optimizer, train),
-            scaler=torch.amp.GradScaler("cuda", enabled=self.amp),
+            scaler=torch.amp.GradScaler("cuda", enabled=self.amp and device.startswith("cuda")),
             sampler=D.EpochSampler(len(self.dataset), train.seed, info.rank, info.world_size),
             config=config,
             rank=info.rank,
@@ -107,7 +101,6 @@ class _Trainer:
         )
         self.model: nn.Module = model  # DDP-wrapped in `run`; `self.state.model` stays the bare network
         self.steps_per_epoch = math.ceil(self.state.sampler.per_rank / train.batch_size)
-        self.collate: Callable = collate
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
         self.last_loss: float | None = None
@@ -171,7 +164,6 @@ class _Trainer:
     def run(self, metrics_offset: int | None) -> TrainResult:
         """Train until the last epoch or a stop condition; returns the outcome."""
         self.session_start = time.perf_counter()
-        self.session_first_step = self.progress.global_step
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.run_dir / R.CONFIG_FILE)
@@ -187,10 +179,13 @@ class _Trainer:
         self.model = D.wrap_model(self.model, self.device)
         flag = StopFlag()
         status, message = "completed", ""
-        progress = TrainProgress(
+        progress = ProgressReporter(
             self.config.train.epochs * self.steps_per_epoch,
-            self.progress.global_step,
+            completed=self.progress.global_step,
+            title="train",
             enabled=self.options.show_progress and self.info.is_main,
+            log_every=self.options.log_every,
+            device=self.device,
         )
         try:
             with progress, stop_on_signals(flag):
@@ -216,30 +211,17 @@ class _Trainer:
             message=message,
         )
 
-    def _loader(self, epoch: int) -> DataLoader:
-        """This rank's batches of `epoch`, from where the run stands in it."""
-        train = self.config.train
-        self.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
-        self.state.sampler.set_epoch(epoch, start=self.progress.step_in_epoch * train.batch_size)
-        return DataLoader(
-            self.dataset,
-            batch_size=train.batch_size,
-            sampler=self.state.sampler,
-            collate_fn=self.collate,
-            num_workers=train.num_workers,
-            pin_memory=self.device.startswith("cuda"),
-            # The loader's worker seeds come from here, not from the global RNG the model uses.
-            generator=torch.Generator().manual_seed(train.seed + epoch),
-        )
-
-    def _loop(self, log: MetricsLog, progress: TrainProgress, flag: StopFlag) -> tuple[str, str]:
+    def _loop(self, log: MetricsLog, progress: ProgressReporter, flag: StopFlag) -> tuple[str, str]:
         """The epochs; returns (status, message) for the `TrainResult`."""
         max_steps = self.options.max_steps
         if max_steps is not None and self.progress.global_step >= max_steps:
             return "max_steps", f"already at step {self.progress.global_step}"
         for epoch in range(self.progress.epoch, self.config.train.epochs):
             self.progress.epoch = epoch
-            loader = self._loader(epoch)
+            start = self.progress.step_in_epoch * self.config.train.batch_size
+            loader = train_loader(
+                self.dataset, self.state.sampler, self.config.train, epoch, start, self.device
+            )
             self.model.train()
             stop = ""
             for batch in loader:
@@ -258,14 +240,9 @@ class _Trainer:
                 return stop, stop_message(stop, self.progress.global_step)
         return "completed", ""
 
-    def _stop_vote(self, flag: StopFlag, device: torch.device) -> int:
-        """The strongest stop reason of any rank (0: go on), so that every rank stops at the same step."""
-        limit = self.time_limit
-        out_of_time = limit is not None and time.perf_counter() - self.session_start >= limit
-        vote = STOP_INTERRUPTED if flag.requested else STOP_TIME_LIMIT if out_of_time else 0
-        return int(D.all_reduce_max(torch.tensor([float(vote)], device=device)).item())
-
-    def _step(self, batch: dict, epoch: int, log: MetricsLog, progress: TrainProgress, flag: StopFlag) -> str:
+    def _step(
+        self, batch: dict, epoch: int, log: MetricsLog, progress: ProgressReporter, flag: StopFlag
+    ) -> str:
         """One optimizer step; returns a stop reason ("" to go on)."""
         weighted, total = compute_loss(
             self.model, self.criterion, self.tokenizer, batch, self.device, self.amp
@@ -273,13 +250,17 @@ class _Trainer:
         names = sorted(weighted)
         packed = torch.stack([total.detach().float(), *(weighted[n].detach().float() for n in names)])
         packed = D.all_reduce_mean(packed)
-        stop_vote = self._stop_vote(flag, packed.device)
+        limit = self.time_limit
+        out_of_time = limit is not None and time.perf_counter() - self.session_start >= limit
+        stop_vote = agreed_stop(flag, out_of_time, packed.device)
         values = packed.tolist()
         if not all(math.isfinite(v) for v in values) or not self._optimizer_step(total):
             return "non_finite"
         self.progress.step_in_epoch += 1
         self.progress.global_step += 1
-        self._record_step(epoch, values[0], dict(zip(names, values[1:], strict=True)), log, progress)
+        terms = dict(zip(names, values[1:], strict=True))
+        clips = batch["frames"].shape[1] * self.info.world_size  # frames [T, B, 3, H, W] on each rank
+        self._record_step(epoch, values[0], terms, log, progress, clips)
         if stop_vote:
             return "interrupted" if stop_vote == STOP_INTERRUPTED else "time_limit"
         max_steps, every = self.options.max_steps, self.options.checkpoint_every
@@ -299,16 +280,23 @@ class _Trainer:
         # clip_max_norm 0 turns clipping off; the norm is still computed to catch inf/NaN gradients.
         clip = self.config.train.clip_max_norm
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else math.inf)
-        if not self.amp and not torch.isfinite(norm):  # under AMP the scaler skips such steps itself
+        if not scaler.is_enabled() and not torch.isfinite(norm):  # a scaler skips such steps itself
             return False
         scaler.step(optimizer)
         scaler.update()
         return True
 
     def _record_step(
-        self, epoch: int, loss: float, terms: dict[str, float], log: MetricsLog, progress: TrainProgress
+        self,
+        epoch: int,
+        loss: float,
+        terms: dict[str, float],
+        log: MetricsLog,
+        progress: ProgressReporter,
+        clips: int,
     ) -> None:
-        """Add the step's losses to the epoch sums, log them and move the progress display on."""
+        """Add the step's losses to the epoch sums, log them and report progress (`clips`: the step's
+        samples over all ranks)."""
         self.last_loss = loss
         for key, value in {"loss": loss, **terms}.items():
             self.progress.epoch_sums[key] = self.progress.epoch_sums.get(key, 0.0) + value
@@ -318,8 +306,8 @@ class _Trainer:
             "kind": "step", "epoch": epoch, "step": step, "loss": loss, "lr": lr,
             "time": round(self.elapsed(), 3), **terms,
         })  # fmt: skip
-        speed = (step - self.session_first_step) / max(time.perf_counter() - self.session_start, 1e-9)
-        progress.update(step, f"{epoch + 1}/{self.config.train.epochs}", loss, lr, speed)
+        epochs = f"{epoch + 1}/{self.config.train.epochs}"
+        progress.update(step, samples=clips, epoch=epochs, loss=f"{loss:.4f}", lr=f"{lr:.2e}")
 
     def _end_epoch(self, epoch: int, log: MetricsLog) -> None:
         """Scheduler step, evaluation, the epoch record and the epoch checkpoint."""
@@ -331,7 +319,7 @@ class _Trainer:
         metrics = self._evaluate(epoch)
         record.update(metrics)
         record["time"] = round(self.elapsed(), 3)
-        improved = self._update_best(record["loss"], metrics)
+        improved = self.progress.update_best(record["loss"], metrics)
         log.write(record)
         self.progress.epoch, self.progress.step_in_epoch, self.progress.epoch_sums = epoch + 1, 0, {}
         self.save_epoch(epoch, improved, log)
@@ -349,16 +337,6 @@ class _Trainer:
             bare.train()
         return D.broadcast_object(metrics)
 
-    def _update_best(self, epoch_loss: float, metrics: dict[str, float]) -> bool:
-        """Track the best score (an evaluation metric if there is one, else the epoch loss)."""
-        name = next((m for m in BEST_METRICS if m in metrics), "loss")
-        score = metrics[name] if name != "loss" else epoch_loss
-        previous = self.progress.best_score if self.progress.best_metric == name else None
-        better = previous is None or (score < previous if name == "loss" else score > previous)
-        if better:
-            self.progress.best_score, self.progress.best_metric = score, name
-        return better
-
 
 def train(
     config: Config,
@@ -374,6 +352,8 @@ def train(
     evaluate: bool = False,
     evaluate_epoch: EvaluateEpoch | None = None,
     show_progress: bool = True,
+    log_every: float = 30.0,
+    from_scratch: bool = False,
 ) -> TrainResult:
     """Train MTTR with `config` on the prepared training split found at `data_root`.
 
@@ -385,11 +365,14 @@ def train(
     wall time (both leave a checkpoint). evaluate: score every epoch with `epoch_evaluator` (the test
     split), unless `evaluate_epoch` is given: called after every epoch on rank 0 with the bare model in
     eval mode and the epoch index. Its "mAP" or "J&F" picks best.pth.tar (else the epoch loss).
+    show_progress/log_every: see `SessionOptions`. A fresh run loads `config.model.backbone_weights`
+    into the backbone (recording its SHA-256 in the run's config); the `mttr-*` presets need it unless
+    `from_scratch`. Start lines (device, precision, batch, backbone) go to stderr on rank 0.
     Returns a `TrainResult`; a non-finite loss ends with status "non_finite", SIGINT/SIGTERM with
     "interrupted" after saving `last.pth.tar`. Bad input raises RvosError.
     """
     config = copy.deepcopy(config)
-    options = SessionOptions(checkpoint_every, max_steps, time_limit_minutes, show_progress)
+    options = SessionOptions(checkpoint_every, max_steps, time_limit_minutes, show_progress, log_every)
     info, device, created = D.init_distributed(device)
     try:
         checkpoint = R.resolve_resume(resume) if resume is not None else None
@@ -398,11 +381,21 @@ def train(
         run_dir = Path(run_dir) if run_dir is not None else R.default_run_dir(config.preset)
         if checkpoint is None:
             R.refuse_earlier_run(run_dir)
+            require_backbone_weights(config, from_scratch)
         config.data.dataset = detect_dataset(data_root, config.data.dataset)
         if evaluate and evaluate_epoch is None and info.is_main:
             evaluate_epoch = epoch_evaluator(config, data_root, run_dir, device, prepared)
         trainer = _Trainer(config, data_root, run_dir, device, info, prepared, options, evaluate_epoch)
         offset = trainer.restore(checkpoint) if checkpoint is not None else None
+        if info.is_main:
+            for line in start_lines(config, device, info.world_size, checkpoint):
+                notice(line)
+        if checkpoint is None and config.model.backbone_weights is not None:
+            loaded = load_backbone_weights(trainer.state.model, config.model.backbone_weights)
+            config.model.backbone_weights = str(loaded.path.resolve())
+            config.model.backbone_weights_sha256 = loaded.sha256
+            if info.is_main:
+                notice(loaded.summary())
         return trainer.run(offset)
     finally:
         D.cleanup(created)

@@ -4,6 +4,8 @@ non-finite loss (exit 1) and Ctrl-C (checkpoint, exit 130)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import re
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
@@ -226,3 +229,77 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(data_root: Path, tmp_path: Path
     saved = torch.load(run / "checkpoints" / "last.pth.tar", weights_only=True)
     assert saved["global_step"] >= 1
     assert saved["global_step"] == metrics.read_text().count('"kind": "step"')
+
+
+# ------------------------------------------------------------------------------------------ the paper's path
+
+
+def test_an_mttr_preset_without_backbone_weights_is_a_one_line_error(data_root: Path, tmp_path: Path) -> None:
+    args = ["train", "--preset", "mttr-a2d", "--data", str(data_root), "--out", str(tmp_path)]
+    line = one_line_error(runner.invoke(app, args))
+    assert "swin_tiny_patch244_window877_kinetics400_1k.pth" in line
+    assert "Video Swin Transformer release" in line and "--from-scratch" in line
+
+
+def _step_losses(run: Path) -> list[float]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if r["kind"] == "step"]
+
+
+def test_amp_on_the_cpu_trains_in_bf16_with_finite_losses(data_root: Path, tmp_path: Path) -> None:
+    amp = runner.invoke(app, small_run(data_root, tmp_path / "amp", "--amp", "--max-steps", "2"))
+    assert amp.exit_code == 0, amp.output
+    assert "device: cpu, bf16 autocast" in amp.output
+    fp32 = runner.invoke(app, small_run(data_root, tmp_path / "fp32", "--no-amp", "--max-steps", "1"))
+    assert "device: cpu, fp32" in fp32.output
+    losses, reference = _step_losses(tmp_path / "amp"), _step_losses(tmp_path / "fp32")
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
+    # The same first batch and weights: bf16 rounding moves the loss a little, not far.
+    assert losses[0] != reference[0] and losses[0] == pytest.approx(reference[0], rel=0.05)
+
+
+def test_a_run_whose_stderr_is_no_terminal_logs_plain_lines(data_root: Path, tmp_path: Path) -> None:
+    args = small_run(data_root, tmp_path / "run", "--max-steps", "2", "--log-every", "0")
+    args.remove("--no-progress")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    err = result.stderr.splitlines()
+    assert "device: cpu, fp32" in err
+    assert "batch: 2 per process × 1 process = 2 clips per step" in err
+    assert "backbone: random init (no model.backbone_weights)" in err
+    steps = [line for line in err if line.startswith("train  step ")]
+    assert [line.split("  ")[1:3] for line in steps] == [
+        ["step 1/32", "epoch 1/8"],
+        ["step 2/32", "epoch 1/8"],
+    ]
+    pattern = r"loss \d+\.\d{4}  lr 3\.00e-04  .* samples/s  ETA \d+:\d\d:\d\d  peak "
+    assert all(re.search(pattern, line) for line in steps)
+    assert "max_steps" in result.stdout  # the closing summary still prints
+
+
+@pytest.mark.slow  # two real CLI processes (mttr-a2d is 40M parameters): about a minute on 2 cores
+@pytest.mark.parametrize("preset", ["tiny", "mttr-a2d"])
+def test_tiny_and_mttr_a2d_runs_piped_to_a_file_log_lines_and_write_checkpoints(
+    preset: str, data_root: Path, kinetics_checkpoint: Path, tmp_path: Path
+) -> None:
+    run, log = tmp_path / "run", tmp_path / "train.log"
+    extra = ["--backbone-weights", str(kinetics_checkpoint)] if preset == "mttr-a2d" else []
+    command = [
+        sys.executable, "-m", "rvos_cli", "train", "--preset", preset, "--data", str(data_root), *SETS,
+        "--set", "model.text_encoder.name=minilm", "--window", "2", "--batch-size", "1", "--no-eval",
+        "--max-steps", "1", "--log-every", "0", "--out", str(run), *extra,
+    ]  # fmt: skip
+    with open(log, "w") as handle:
+        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, timeout=600)
+    text = log.read_text()
+    assert done.returncode == 0, text
+    assert re.search(r"^train  step 1/\d+  epoch 1/\d+  loss ", text, re.MULTILINE), text
+    saved = torch.load(run / "checkpoints" / "last.pth.tar", map_location="cpu", weights_only=True, mmap=True)
+    assert saved["global_step"] == 1 and saved["config"]["preset"] == preset
+    if preset == "mttr-a2d":
+        assert "backbone: loaded 150 tensors" in text
+        recorded = yaml.safe_load((run / "config.yaml").read_text())["model"]
+        assert recorded["backbone_weights"] == str(kinetics_checkpoint.resolve())
+        digest = hashlib.sha256(kinetics_checkpoint.read_bytes()).hexdigest()
+        assert recorded["backbone_weights_sha256"] == digest
+        assert "warning: effective batch" not in text  # window 2 has no published run to compare with

@@ -8,7 +8,15 @@ import torch
 
 from rvos_cli.core.config import Config, TrainConfig, apply_overrides, get_preset
 from rvos_cli.core.model import build_model
-from rvos_cli.engine.recipe import build_optimizer, build_scheduler, param_groups
+from rvos_cli.engine.recipe import (
+    autocast_dtype,
+    batch_report,
+    build_optimizer,
+    build_scheduler,
+    paper_run,
+    param_groups,
+    precision_label,
+)
 
 
 def small_config(*extra: str) -> Config:
@@ -65,3 +73,37 @@ def test_ytvos_preset_decays_at_epoch_20_not_after_epoch_1() -> None:
         lrs.append(optimizer.param_groups[0]["lr"])
         scheduler.step()
     assert lrs[:20] == [1e-4] * 20 and lrs[20:] == [1e-4 * 0.4] * 10
+
+
+# ------------------------------------------------------------------------------------------ paper batches
+
+
+def test_presets_carry_the_published_batches_per_window() -> None:
+    a2d, ytvos = get_preset("mttr-a2d"), get_preset("mttr-ytvos")
+    assert (a2d.train.window, a2d.train.batch_size, paper_run(a2d.train)) == (10, 3, (3, 2))
+    assert paper_run(apply_overrides(a2d, ["train.window=8"]).train) == (2, 3)
+    assert (ytvos.train.window, ytvos.train.batch_size, paper_run(ytvos.train)) == (12, 1, (1, 4))
+    assert (a2d.data.eval_batch_size, ytvos.data.eval_batch_size) == (3, 1)
+    assert paper_run(get_preset("tiny").train) is None
+
+
+def test_the_effective_batch_is_reported_and_a_difference_warned() -> None:
+    train = get_preset("mttr-a2d").train
+    line, warning = batch_report(train, world_size=2)
+    assert (line, warning) == ("batch: 3 per process × 2 processes = 6 clips per step", None)
+    line, warning = batch_report(train, world_size=1)
+    assert line == "batch: 3 per process × 1 process = 3 clips per step"
+    assert warning == (
+        "warning: effective batch 3 differs from the paper's 6 at window 10 (3 per GPU × 2 GPUs); reproduce "
+        "it with `torchrun --nproc-per-node 2 -m rvos_cli train ... --window 10 --batch-size 3`"
+    )
+    six_on_one = apply_overrides(get_preset("mttr-a2d"), ["train.batch_size=6"]).train
+    assert batch_report(six_on_one, world_size=1)[1] is None  # the same 6 clips per step
+    assert batch_report(get_preset("tiny").train, world_size=1)[1] is None  # no published run
+
+
+def test_amp_is_fp16_on_cuda_and_bf16_on_the_cpu() -> None:
+    assert (autocast_dtype("cuda:0"), autocast_dtype("cpu")) == (torch.float16, torch.bfloat16)
+    assert precision_label("cpu", True) == "bf16 autocast"
+    assert precision_label("cuda:1", True) == "fp16 autocast + GradScaler"
+    assert precision_label("cuda:1", False) == "fp32"

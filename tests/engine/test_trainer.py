@@ -37,6 +37,7 @@ SMALL = [
     "data.eval_max_size=96",
     "train.window=2",
     "train.batch_size=2",
+    "data.eval_batch_size=2",
     "train.num_workers=0",
 ]
 LOSS_TERMS = {

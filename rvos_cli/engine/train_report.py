@@ -1,4 +1,5 @@
-"""How a training run ended (`TrainResult`) and the closing table that says so."""
+"""What a training run says about itself: the lines before its first step (device, precision, batch,
+weights) and how it ended (`TrainResult` and the closing table)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rvos_cli.engine.logging import summary_table
+from rvos_cli.core.config import Config
+from rvos_cli.engine.logging import format_duration, summary_table
+from rvos_cli.engine.recipe import batch_report, precision_label
 
 
 @dataclass
@@ -40,19 +43,25 @@ class TrainResult:
             ("steps", str(self.steps)),
             ("final loss", loss),
             ("best score", best),
-            ("time", _duration(self.seconds)),
+            ("time", format_duration(self.seconds)),
             ("run folder", str(self.run_dir)),
             ("last checkpoint", str(self.last_checkpoint or "-")),
             ("best checkpoint", str(self.best_checkpoint or "-")),
         ]
 
 
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 def summary(result: TrainResult) -> Any:
     """The closing rich table of a run."""
     return summary_table(result.summary_rows())
+
+
+def start_lines(config: Config, device: str, world_size: int, checkpoint: Path | None) -> list[str]:
+    """What a run says before its first step: device and precision, the effective batch (and a warning
+    when it is not the paper's), and where the weights start from."""
+    lines = [f"device: {device}, {precision_label(device, config.train.amp)}"]
+    lines.extend(line for line in batch_report(config.train, world_size) if line is not None)
+    if checkpoint is not None:
+        lines.append(f"resuming from {checkpoint}")
+    elif config.model.backbone_weights is None:
+        lines.append("backbone: random init (no model.backbone_weights)")
+    return lines
