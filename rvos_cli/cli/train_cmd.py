@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -161,14 +161,7 @@ def train(
     Ctrl-C saves a checkpoint and exits (130); `--resume RUN_DIR` continues exactly where it stopped.
     Under `torchrun --nproc-per-node N` the same command trains with DistributedDataParallel.
     """
-    if checkpoint_every < 0:
-        raise RvosError(f"--checkpoint-every must be 0 or more, got {checkpoint_every}")
-    if max_steps is not None and max_steps < 1:
-        raise RvosError(f"--max-steps must be at least 1, got {max_steps}")
-    if time_limit is not None and time_limit <= 0:
-        raise RvosError(f"--time-limit must be a positive number of minutes, got {time_limit}")
-    if log_every < 0:
-        raise RvosError(f"--log-every must be 0 or more seconds, got {log_every}")
+    _check_run_limits(checkpoint_every, max_steps, time_limit, log_every)
     from rvos_cli.core.checkpoints import trusted_checkpoints
 
     shorthands = {"window": window, "batch_size": batch_size, "epochs": epochs, "seed": seed, "amp": amp}
@@ -217,6 +210,25 @@ def train(
         )
     if env_dist_info().is_main:
         out_console.print(summary(result))
+    _exit_for(result)
+
+
+def _check_run_limits(
+    checkpoint_every: int, max_steps: int | None, time_limit: float | None, log_every: float
+) -> None:
+    """RvosError for a stopping or reporting option out of range (checked before anything loads)."""
+    if checkpoint_every < 0:
+        raise RvosError(f"--checkpoint-every must be 0 or more, got {checkpoint_every}")
+    if max_steps is not None and max_steps < 1:
+        raise RvosError(f"--max-steps must be at least 1, got {max_steps}")
+    if time_limit is not None and time_limit <= 0:
+        raise RvosError(f"--time-limit must be a positive number of minutes, got {time_limit}")
+    if log_every < 0:
+        raise RvosError(f"--log-every must be 0 or more seconds, got {log_every}")
+
+
+def _exit_for(result: Any) -> None:
+    """Exit with the code of a run that did not finish: non-finite loss or interrupted (checkpoint saved)."""
     if result.status == "non_finite":
         err_console.print(
             f"[bold red]error:[/] training stopped: {result.message}", highlight=False, soft_wrap=True
