@@ -246,6 +246,7 @@ def _step_losses(run: Path) -> list[float]:
     return [r["loss"] for r in records if r["kind"] == "step"]
 
 
+@pytest.mark.slow  # two short tiny runs, bf16 and fp32: about 30 s on 2 cores
 def test_amp_on_the_cpu_trains_in_bf16_with_finite_losses(data_root: Path, tmp_path: Path) -> None:
     amp = runner.invoke(app, small_run(data_root, tmp_path / "amp", "--amp", "--max-steps", "2"))
     assert amp.exit_code == 0, amp.output
