@@ -16,7 +16,19 @@ from typing import Annotated, Any
 
 import typer
 
-from rvos_cli.cli.common import TrustCheckpoint, err_console, out_console
+from rvos_cli.cli.common import err_console, out_console
+from rvos_cli.cli.options import (
+    OUTPUT_PANEL,
+    RUN_PANEL,
+    CheckpointOption,
+    DeviceOption,
+    OverwriteOption,
+    PresetOption,
+    SetOption,
+    TextEncoderOption,
+    TrustCheckpointOption,
+    out_option,
+)
 from rvos_cli.core.selection import DEFAULT_SCORE_THRESHOLD, check_selection
 from rvos_cli.errors import RvosError
 
@@ -75,6 +87,9 @@ def split_inputs(inputs: list[str], texts: list[str], text_file: Path | None) ->
     return inputs[:1], inputs[1:]
 
 
+INPUT_PANEL = "Input"
+
+
 def infer(
     inputs: Annotated[
         list[str],
@@ -86,62 +101,86 @@ def infer(
     ],
     texts: Annotated[
         list[str] | None,
-        typer.Option("--text", "-t", help="A sentence (repeat for several); all arguments are then videos."),
+        typer.Option(
+            "--text",
+            "-t",
+            help="A sentence (repeat for several); all arguments are then videos.",
+            rich_help_panel=INPUT_PANEL,
+        ),
     ] = None,
     text_file: Annotated[
-        Path | None, typer.Option("--text-file", help="Sentences, one per line (blank lines ignored).")
-    ] = None,
-    checkpoint: Annotated[
         Path | None,
-        typer.Option("--checkpoint", "-c", help="Official MTTR checkpoint or one written by `rvos train`."),
+        typer.Option(
+            "--text-file", help="Sentences, one per line (blank lines ignored).", rich_help_panel=INPUT_PANEL
+        ),
     ] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(help="Architecture preset (mttr-a2d, mttr-ytvos, tiny); default: the checkpoint's."),
-    ] = None,
-    text_encoder: Annotated[
-        str | None, typer.Option(help="Text encoder name or local folder (tokenizer + config).")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Output folder (default: runs/infer/<video>); several videos go in OUT/<video>."),
-    ] = None,
-    window: Annotated[int, typer.Option(help="Frames per window.")] = 24,
-    overlap: Annotated[int, typer.Option(help="Frames shared by consecutive windows.")] = 6,
-    size: Annotated[
-        str | None,
-        typer.Option(help="SHORT,MAX resize in pixels (default: the preset's; 360,640 for mttr-ytvos)."),
-    ] = None,
-    start: Annotated[float, typer.Option(help="Start time in seconds.")] = 0.0,
+    start: Annotated[float, typer.Option(help="Start time in seconds.", rich_help_panel=INPUT_PANEL)] = 0.0,
     end: Annotated[
-        float | None, typer.Option(help="End time in seconds (exclusive) (default: the end).")
+        float | None,
+        typer.Option(help="End time in seconds (exclusive) (default: the end).", rich_help_panel=INPUT_PANEL),
     ] = None,
     stride: Annotated[
-        int, typer.Option(min=1, help="Segment every N-th frame; the outputs run at fps / N.")
+        int,
+        typer.Option(
+            min=1, help="Segment every N-th frame; the outputs run at fps / N.", rich_help_panel=INPUT_PANEL
+        ),
     ] = 1,
-    device: Annotated[
-        str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
-    ] = "auto",
-    dtype: Annotated[
-        str, typer.Option(help="auto (bf16 where the device computes it natively), fp32 or bf16 (autocast).")
-    ] = "auto",
-    save: Annotated[
-        str, typer.Option(help="Outputs to write: a subset of mp4,png,json,gif,jsonl.")
-    ] = "mp4,png,json",
+    checkpoint: CheckpointOption = None,
+    preset: PresetOption = None,
+    text_encoder: TextEncoderOption = None,
+    assignments: SetOption = None,
+    trust_checkpoint: TrustCheckpointOption = False,
+    window: Annotated[int, typer.Option(help="Frames per window.", rich_help_panel=RUN_PANEL)] = 24,
+    overlap: Annotated[
+        int, typer.Option(help="Frames shared by consecutive windows.", rich_help_panel=RUN_PANEL)
+    ] = 6,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            help="SHORT,MAX resize in pixels (default: the config's data.eval_*_size, 360,640 for ytvos).",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = None,
     select: Annotated[
         str,
         typer.Option(
             help="top1: the sequence with the best TSVS score (MTTR); threshold: the union of every sequence "
             "scoring above --score-threshold, an empty mask when none does (several objects or none).",
+            rich_help_panel=RUN_PANEL,
         ),
     ] = "top1",
     score_threshold: Annotated[
-        float, typer.Option(help="The TSVS score a sequence must exceed with --select threshold.")
+        float,
+        typer.Option(
+            help="The TSVS score a sequence must exceed with --select threshold.", rich_help_panel=RUN_PANEL
+        ),
     ] = DEFAULT_SCORE_THRESHOLD,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the summary (every video) to this JSON file.")
+    device: DeviceOption = "auto",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="auto (bf16 where the device computes it natively), fp32 or bf16 (autocast).",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = "auto",
+    out: Annotated[
+        Path | None, out_option("runs/infer/<video name>; several videos go in OUT/<video name>")
     ] = None,
-    trust_checkpoint: TrustCheckpoint = False,
+    overwrite: OverwriteOption = False,
+    save: Annotated[
+        str,
+        typer.Option(
+            help="Outputs to write: a subset of mp4,png,json,gif,jsonl.", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = "mp4,png,json",
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Also write the summary (every video) to this JSON file.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = None,
 ) -> None:
     """Segment the object each sentence refers to in every frame of each video.
 
@@ -158,6 +197,7 @@ def infer(
         raise RvosError(f"--json {json_out}: its folder {json_out.parent} does not exist")
 
     from rvos_cli.core.checkpoints import checkpoint_config, trusted_checkpoints
+    from rvos_cli.core.config import apply_overrides
     from rvos_cli.core.devices import resolve_device, resolve_dtype
     from rvos_cli.engine.infer_batch import BatchRequest, expand_videos, infer_videos, output_folders
     from rvos_cli.engine.predictor import DEFAULT_PRESET, Predictor, check_settings
@@ -165,15 +205,19 @@ def infer(
     check_settings(window, overlap, parsed_size)
     check_selection(select, score_threshold)
     with trusted_checkpoints(trust_checkpoint):  # an unreadable checkpoint fails before the video is probed
-        checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET)
+        apply_overrides(
+            checkpoint_config(checkpoint, preset, default_preset=DEFAULT_PRESET), assignments or []
+        )
     videos = expand_videos(video_args)
-    request = BatchRequest(videos, output_folders(videos, out), sentences, start, end, stride, kinds)
+    folders = output_folders(videos, out, overwrite)
+    request = BatchRequest(videos, folders, sentences, start, end, stride, kinds)
 
     def load_predictor(process_device: str) -> Predictor:
         with trusted_checkpoints(trust_checkpoint):
             return Predictor.from_checkpoint(
                 checkpoint, preset, text_encoder, process_device, resolve_dtype(dtype, process_device),
                 window, overlap, parsed_size, select=select, score_threshold=score_threshold,
+                overrides=assignments or (),
             )  # fmt: skip
 
     with warnings.catch_warnings():

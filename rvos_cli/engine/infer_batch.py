@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rvos_cli.engine.run_dir import RUNS_ROOT, next_run_dir, output_dir
 from rvos_cli.errors import RvosError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
@@ -66,21 +67,27 @@ def read_sentence_file(path: Path) -> list[str]:
 
 
 def output_folders(
-    videos: Sequence[Path], out: Path | None, root: Path = Path("runs") / "infer"
+    videos: Sequence[Path], out: Path | None, overwrite: bool = False, root: Path = RUNS_ROOT
 ) -> list[Path]:
     """One output folder per video: `out` itself for a single video, else `out/<video name>`.
 
-    Without `out` the folders go under `root`. Videos with the same name get `-2`, `-3`, ... in order.
+    Without `out` each video gets a new run folder `root/infer/<video name>` (`-2`, `-3`, ... when an
+    earlier run or another video of the batch has the name). An `out` that already holds outputs is
+    refused with RvosError unless `overwrite` (`run_dir.output_dir`).
     """
-    if len(videos) == 1:
-        return [out if out is not None else root / (videos[0].stem or "video")]
-    base = out if out is not None else root
+    if out is not None:
+        out = output_dir(out, overwrite, "infer", videos[0].stem or "video")
+    if len(videos) == 1 and out is not None:
+        return [out]
     folders: list[Path] = []
     seen: dict[str, int] = {}
     for video in videos:
         name = video.stem or "video"
+        if out is None:
+            folders.append(next_run_dir("infer", name, root, taken=folders))
+            continue
         seen[name] = seen.get(name, 0) + 1
-        folders.append(base / (name if seen[name] == 1 else f"{name}-{seen[name]}"))
+        folders.append(out / (name if seen[name] == 1 else f"{name}-{seen[name]}"))
     return folders
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +52,16 @@ def epoch_checkpoint(run_dir: Path, epoch: int) -> Path:
     return checkpoint_dir(run_dir) / f"{epoch:02d}.pth.tar"
 
 
-def next_run_dir(verb: str, name: str, root: Path = RUNS_ROOT) -> Path:
+def next_run_dir(verb: str, name: str, root: Path = RUNS_ROOT, taken: Collection[Path] = ()) -> Path:
     """The folder for a new run of `rvos <verb>`: `root/verb/name`, or when an earlier run has that name the
     first free one of `name-2`, `name-3`, ... (so no run's outputs are ever replaced by the next one).
 
-    Only picks the name; the command creates the folder when it writes. Returns the path.
+    `taken` lists folders already handed out but not created yet (several videos of one batch). Only picks
+    the name; the command creates the folder when it writes. Returns the path.
     """
     parent = Path(root) / verb
     candidate, number = parent / name, 2
-    while candidate.exists():
+    while candidate.exists() or candidate in taken:
         candidate, number = parent / f"{name}-{number}", number + 1
     return candidate
 

@@ -199,10 +199,40 @@ def test_model_options_reach_the_predictor(
     result = infer(
         str(generated_clip), "the grey square", "-c", str(checkpoint), "--out", str(tmp_path / "out"),
         "--preset", "tiny", "--text-encoder", "minilm", "--device", "cpu", "--dtype", "bf16",
-        "--window", "10", "--overlap", "3", "--size", "64,96",
+        "--window", "10", "--overlap", "3", "--size", "64,96", "--set", "data.eval_short_size=40",
     )  # fmt: skip
     assert "args" in seen, result.output  # the command reached the engine
     assert seen["args"] == (checkpoint, "tiny", "minilm", "cpu", "bf16", 10, 3, (64, 96))
+    assert seen["overrides"] == ["data.eval_short_size=40"]
+
+
+def test_an_unknown_set_key_fails_before_any_video_is_read(checkpoint: Path, tmp_path: Path) -> None:
+    result = infer(str(tmp_path / "none.mp4"), "x", "-c", str(checkpoint), "--set", "data.eval_short=40")
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == "error: unknown config key 'data.eval_short' (did you mean 'eval_short_size'?)"
+    )
+
+
+def test_runs_without_out_get_numbered_folders_and_an_out_with_outputs_needs_overwrite(
+    checkpoint: Path, generated_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = [str(generated_clip), "the grey square", "-c", str(checkpoint), *SMALL, "--save", "json"]
+    for _ in range(2):
+        assert_ok(infer(*command))
+    runs = tmp_path / "runs" / "infer"
+    assert sorted(p.name for p in runs.iterdir()) == ["moving", "moving-2"]
+    earlier = runs / "moving"
+    refused = infer(*command, "--out", str(earlier))
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"error: --out {earlier}: already holds outputs; pass --overwrite to replace them, or leave out "
+        "--out to write a new runs/infer/moving[-N] folder\n"
+    )
+    assert_ok(infer(*command, "--out", str(earlier), "--overwrite"))
+    assert sorted(p.name for p in earlier.iterdir()) == ["predictions.json"]
 
 
 def test_without_model_options_the_predictor_gets_the_defaults(

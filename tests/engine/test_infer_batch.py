@@ -60,11 +60,26 @@ def test_sentence_file_one_per_line_blank_lines_ignored(tmp_path: Path) -> None:
 
 def test_output_folders_one_per_video_and_numbered_on_equal_names(tmp_path: Path) -> None:
     one = [Path("x/a.mp4")]
-    assert output_folders(one, None) == [Path("runs/infer/a")]
-    assert output_folders(one, tmp_path) == [tmp_path]
+    runs = tmp_path / "runs"
+    assert output_folders(one, None, root=runs) == [runs / "infer" / "a"]
+    assert output_folders(one, tmp_path / "out") == [tmp_path / "out"]
     many = [Path("x/a.mp4"), Path("y/a.mp4"), Path("y/b"), Path("z/a.avi")]
-    expected = [tmp_path / name for name in ("a", "a-2", "b", "a-3")]
-    assert output_folders(many, tmp_path) == expected
+    expected = [tmp_path / "out" / name for name in ("a", "a-2", "b", "a-3")]
+    assert output_folders(many, tmp_path / "out") == expected
+
+
+def test_runs_without_out_take_the_next_free_names_and_an_out_with_outputs_needs_overwrite(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    (runs / "infer" / "a").mkdir(parents=True)  # an earlier run
+    many = [Path("x/a.mp4"), Path("y/a.mp4"), Path("y/b")]
+    assert output_folders(many, None, root=runs) == [runs / "infer" / n for n in ("a-2", "a-3", "b")]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "predictions.json").write_text("{}")
+    with pytest.raises(RvosError, match=r"--out .*out: already holds outputs; pass --overwrite"):
+        output_folders(many, tmp_path / "out")
+    assert output_folders(many[:1], tmp_path / "out", overwrite=True) == [tmp_path / "out"]
 
 
 def test_shard_gives_rank_r_the_videos_r_r_plus_n_and_so_on() -> None:
