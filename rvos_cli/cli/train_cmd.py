@@ -7,10 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from rvos_cli.cli.common import (
-    TrustCheckpoint,
-    err_console,
-    out_console,
+from rvos_cli.cli.common import err_console, out_console
+from rvos_cli.cli.options import (
+    MODEL_PANEL,
+    DataOption,
+    DeviceOption,
+    OverwriteOption,
+    PresetOption,
+    SetOption,
+    TrustCheckpointOption,
+    out_option,
 )
 from rvos_cli.core.config import Config
 from rvos_cli.errors import RvosError
@@ -70,18 +76,15 @@ def _check_ranges(config: Config) -> None:
 
 
 def train(
-    data: Annotated[
-        Path, typer.Option("--data", help="Dataset root (A2D-Sentences or Ref-YouTube-VOS layout), prepared.")
-    ],
-    preset: Annotated[
-        str | None, typer.Option(help="Config preset: mttr-a2d, mttr-ytvos or tiny.", show_default=False)
-    ] = None,
+    data: DataOption,
+    preset: PresetOption = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="YAML config file (e.g. a run's config.yaml).")
+        Path | None,
+        typer.Option(
+            "--config", help="YAML config file (e.g. a run's config.yaml).", rich_help_panel=MODEL_PANEL
+        ),
     ] = None,
-    assignments: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a config value: key.path=value (repeatable).")
-    ] = None,
+    assignments: SetOption = None,
     window: Annotated[int | None, typer.Option(help="Frames per training clip (train.window).")] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Clips per step per process (train.batch_size).")
@@ -118,19 +121,12 @@ def train(
         bool,
         typer.Option("--from-scratch", help="Let an mttr-* preset start from random backbone weights."),
     ] = False,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Run folder (default: runs/train/<preset>, -2, -3 on repeats; resumed: its own)."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Reuse an existing --out folder, removing the earlier run.")
-    ] = False,
+    out: Annotated[Path | None, out_option("runs/train/<preset>; a resumed run: its own folder")] = None,
+    overwrite: OverwriteOption = False,
     resume: Annotated[
         Path | None, typer.Option(help="Continue a run: its folder or one of its checkpoint files.")
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK).")
-    ] = "auto",
+    device: DeviceOption = "auto",
     prepared: Annotated[
         Path | None, typer.Option(help="Prepared-data folder (default: DATA/rvos_prepared).")
     ] = None,
@@ -154,7 +150,7 @@ def train(
         float,
         typer.Option(help="Seconds between progress lines when stderr is not a terminal (0: every step)."),
     ] = 30.0,
-    trust_checkpoint: TrustCheckpoint = False,
+    trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
     """Train MTTR on prepared data; every run gets a folder with its config, metrics and checkpoints.
 
