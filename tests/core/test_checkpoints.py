@@ -98,26 +98,6 @@ def test_unreadable_and_foreign_files_fail_clearly(tmp_path: Path) -> None:
         load_checkpoint(_fresh_tiny(0), tmp_path / "missing.pth")
 
 
-# The released Kinetics-400 Video Swin-T checkpoint's keys and shapes (a copy of the spec's listing).
-KINETICS_TSV = Path(__file__).with_name("kinetics_swin_t_state_dict.tsv")
-
-
-def _kinetics_listing_state() -> dict[str, torch.Tensor]:
-    """A state dict with every key and shape of the real checkpoint, filled with seeded random values."""
-    generator = torch.Generator().manual_seed(0)
-    state = {}
-    for line in KINETICS_TSV.read_text().splitlines():
-        if line.startswith("#"):
-            continue
-        key, shape_text = line.split("\t")
-        shape = [int(size) for size in shape_text.strip("[]").split(",")]
-        if key.endswith("relative_position_index"):  # an int64 buffer in the release
-            state[key] = torch.randint(0, 2535, shape, generator=generator)
-        else:
-            state[key] = torch.randn(shape, generator=generator)
-    return state
-
-
 def _mttr_name(kinetics_key: str) -> str | None:
     """Where spec §1.1/§1.3 puts a Kinetics key in MTTR's backbone (None: dropped or not a backbone key)."""
     if not kinetics_key.startswith("backbone."):
@@ -137,13 +117,14 @@ class _BackboneOnly(nn.Module):
         self.backbone = VideoSwinBackbone()
 
 
-def test_the_released_kinetics_swin_t_layout_adapts_and_loads_into_the_backbone(tmp_path: Path) -> None:
-    state = _kinetics_listing_state()
+def test_the_released_kinetics_swin_t_layout_adapts_and_loads_into_the_backbone(
+    kinetics_checkpoint: Path,
+) -> None:
+    # conftest's file holds exactly the keys and shapes of the release's listing (seeded random values)
+    state = torch.load(kinetics_checkpoint, weights_only=True)["state_dict"]
     assert len(state) == 185 and state["backbone.patch_embed.proj.weight"].shape == (96, 3, 2, 4, 4)
-    path = tmp_path / "swin_tiny_patch244_window877_kinetics400_1k.pth"
-    torch.save({"meta": {"epoch": 30}, "state_dict": state}, path)
     model = _BackboneOnly()
-    report = load_checkpoint(model, path)
+    report = load_checkpoint(model, kinetics_checkpoint)
     assert report.kind == "kinetics-swin"
     assert report.num_tensors == 150  # 183 backbone keys − 28 of stage 4 − 3 of the 3rd merging − 2 norm
     assert len(report.dropped) == 33
