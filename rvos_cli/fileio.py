@@ -11,6 +11,7 @@ behind (a SIGKILL can leave a hidden `.NAME.PID.tmp`, never a half-written NAME)
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -35,7 +36,17 @@ def temp_path_for(path: Path) -> Path:
 def write_error(path: Path, error: OSError) -> RvosError:
     """The one-line user error for a failed write of `path` (`error.strerror`, e.g. 'No space left')."""
     reason = error.strerror or str(error)
+    if error.errno is None and disk_full(Path(path).parent):
+        reason = os.strerror(errno.ENOSPC)  # NumPy reports a short write as "N requested and M written"
     return RvosError(f"{path}: could not write ({reason})")
+
+
+def disk_full(folder: Path) -> bool:
+    """Whether the filesystem holding `folder` has no free block left (False when it cannot be asked)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
+import os
 import pickle
 import re
 from collections.abc import Iterator, Mapping
@@ -32,7 +34,7 @@ from rvos_cli.core.safetensors_files import (
     save_safetensors,
 )
 from rvos_cli.errors import RvosError
-from rvos_cli.fileio import atomic_open
+from rvos_cli.fileio import atomic_open, disk_full
 
 # transformers < 4.31 kept RoBERTa's position ids as a persistent buffer; the official files carry it.
 OBSOLETE_KEYS = ("transformer.text_encoder.embeddings.position_ids",)
@@ -303,8 +305,22 @@ def save_model_checkpoint(
     from rvos_cli import __version__
 
     payload = {"model_state_dict": model.state_dict(), "config": config, "rvos_version": __version__, **extra}
+    write_torch_file(payload, path)
+
+
+def write_torch_file(obj: Any, path: Path) -> Path:
+    """`torch.save` `obj` to `path` atomically; returns `path`.
+
+    A write error (a full disk) raises `RvosError` naming the path and leaves the previous file intact.
+    """
     with atomic_open(path, "wb") as handle:
-        torch.save(payload, handle)
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as error:  # torch's zip writer reports a short write as a RuntimeError
+            if disk_full(Path(path).parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from error
+            raise OSError(str(error)) from error
+    return Path(path)
 
 
 def _stored_config(checkpoint: Path) -> Any:

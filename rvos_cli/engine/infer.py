@@ -24,6 +24,7 @@ from rvos_cli.engine.output_writer import (
     make_staging,
 )
 from rvos_cli.engine.predictor import Predictor, check_sentences
+from rvos_cli.fileio import write_error
 
 
 @dataclass
@@ -121,11 +122,13 @@ def run_inference(
                 progress(done, frames.num_frames or done)
         staged = writer.finish()
         final = commit(staging, out_dir, staged)
-    except BaseException:
+    except BaseException as error:
         results.close()  # stops the frame reader
         if writer is not None:
             writer.abort()
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):  # a full disk while staging: one line naming the output folder
+            raise write_error(out_dir, error) from error
         raise
     return _result(predictor, video, out_dir, sentences, frames, writer, final, time.perf_counter() - began)
 

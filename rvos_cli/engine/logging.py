@@ -10,8 +10,10 @@ main process (rank 0) writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+
+from rvos_cli.fileio import write_error
 
 
 def _plain(value: Any) -> Any:
@@ -55,7 +59,8 @@ class MetricsLog:
         if truncate_to is not None and self.path.is_file() and self.path.stat().st_size >= truncate_to:
             with open(self.path, "r+b") as handle:
                 handle.truncate(truncate_to)
-        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        # Unbuffered bytes: a record is on disk once `write` returns, and a failed one can be cut off again.
+        self._handle = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
         if tensorboard_dir is not None:
             self._tensorboard = _tensorboard_writer(tensorboard_dir)
 
@@ -64,11 +69,20 @@ class MetricsLog:
         return self._handle.tell() if self._handle is not None else 0
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append `record` as one JSON line and flush; also send its numbers to TensorBoard."""
+        """Append `record` as one JSON line (whole, or not at all: a write error raises `RvosError` naming
+        the file and leaves the log as it was); also send its numbers to TensorBoard."""
         if self._handle is None:
             return
-        self._handle.write(json.dumps({k: _plain(v) for k, v in record.items()}) + "\n")
-        self._handle.flush()
+        data = (json.dumps({k: _plain(v) for k, v in record.items()}) + "\n").encode("utf-8")
+        start = self._handle.tell()
+        try:
+            written = 0
+            while written < len(data):
+                written += self._handle.write(data[written:])
+        except OSError as error:  # a full disk: no torn line stays behind, the error names the file
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._handle.fileno(), start)
+            raise write_error(self.path, error) from error
         if self._tensorboard is not None:
             kind = record.get("kind", "step")
             x = record["step"] if kind == "step" else record.get("epoch", 0)

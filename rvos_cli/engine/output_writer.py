@@ -245,7 +245,8 @@ class OutputWriter:
                 self._queue.get(timeout=0.05)  # unblock a full queue so the thread can see the abort
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(_END)
-        self._close_handles()
+        with contextlib.suppress(OSError):  # the files are dropped anyway; keep the first error
+            self._close_handles()
 
     def mean_scores(self) -> list[float]:
         """Per sentence, the mean over the written frames of the TSVS sequence score."""

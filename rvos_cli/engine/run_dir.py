@@ -27,7 +27,7 @@ from typing import Any
 
 from rvos_cli.core.config import Config, config_from_dict, load_config
 from rvos_cli.errors import RvosError
-from rvos_cli.fileio import atomic_open, atomic_path
+from rvos_cli.fileio import atomic_path
 
 RUNS_ROOT = Path("runs")
 CHECKPOINTS = "checkpoints"
@@ -161,12 +161,11 @@ def resume_config(resume: Path) -> Config:
 
 
 def write_checkpoint(payload: dict[str, Any], path: Path) -> Path:
-    """`torch.save` `payload` to `path` atomically (a crash leaves the previous file); returns `path`."""
-    import torch
+    """`torch.save` `payload` to `path` atomically (a crash or a full disk leaves the previous file; the
+    latter raises RvosError naming `path`); returns `path`."""
+    from rvos_cli.core.checkpoints import write_torch_file
 
-    with atomic_open(path, "wb") as handle:
-        torch.save(payload, handle)
-    return Path(path)
+    return write_torch_file(payload, path)
 
 
 def link_or_copy(source: Path, target: Path) -> None:
