@@ -36,7 +36,7 @@ from rvos_cli.data.prepare import (
     require_paths,
 )
 from rvos_cli.data.targets import label_map_targets
-from rvos_cli.errors import RvosError
+from rvos_cli.errors import RvosError, shown
 from rvos_cli.fileio import read_json, write_json_atomic
 
 META = "meta_expressions/{split}/meta_expressions.json"
@@ -83,8 +83,8 @@ def _read_meta(path: Path) -> dict[str, dict]:
             )
         ):
             raise RvosError(
-                f"{path}: video {video_id} needs 'expressions' {{exp_id: {{'exp': text, ...}}}} and 'frames' "
-                "(a list of frame names)"
+                f"{path}: video {shown(video_id)} needs 'expressions' {{exp_id: {{'exp': text, ...}}}} "
+                "and 'frames' (a list of frame names)"
             )
     return videos
 
@@ -169,7 +169,7 @@ def _train_samples(
     """
     frames = sorted(data["frames"])
     if not frames:
-        bad.report(root / meta_rel, f"video {video_id} lists no frames")
+        bad.report(root / meta_rel, f"video {shown(video_id)} lists no frames")
         return []
     try:
         objects = _frame_objects(root, out, video_id, frames)
@@ -183,7 +183,7 @@ def _train_samples(
         if obj_id is None or obj_id not in present:
             bad.report(
                 root / meta_rel,
-                f"video {video_id} expression {exp_id}: obj_id {expression.get('obj_id')!r} "
+                f"video {shown(video_id)} expression {shown(exp_id)}: obj_id {expression.get('obj_id')!r} "
                 f"is in no annotation of {MASKS.format(split='train')}/{video_id}",
             )
             continue
@@ -222,7 +222,7 @@ def _valid_samples(root: Path, meta: dict[str, dict], test_ids: set[str], bad: B
                 if _obj_id(obj_id) is None:
                     bad.report(
                         root / GT_META,
-                        f"video {video_id} expression {exp_id} needs an integer obj_id "
+                        f"video {shown(video_id)} expression {shown(exp_id)} needs an integer obj_id "
                         f"because {MASKS.format(split='valid')} exists",
                     )
                     continue
