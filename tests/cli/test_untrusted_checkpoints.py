@@ -109,3 +109,14 @@ def test_trust_checkpoint_loads_a_file_with_other_python_objects(frames: Path, t
     trusted = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--trust-checkpoint"])
     assert trusted.exit_code == 0, trusted.output
     assert (tmp_path / "b" / "predictions.json").is_file()
+
+
+def test_train_backbone_weights_refuses_a_code_running_checkpoint(
+    marker: Path, data_root: Path, tmp_path: Path
+) -> None:
+    kinetics = tmp_path / "swin_tiny_patch244_window877_kinetics400_1k.pth"
+    state = {"backbone.patch_embed.proj.weight": torch.zeros(96, 3, 2, 4, 4)}
+    torch.save({"meta": {"hidden": CreatesFileWhenUnpickled(marker)}, "state_dict": state}, kinetics)
+    args = ["train", "--preset", "tiny", "--data", str(data_root), *TRAIN_SETS, "--no-eval", "--no-progress",
+            "--out", str(tmp_path / "run"), "--backbone-weights", str(kinetics)]  # fmt: skip
+    assert_refused(runner.invoke(app, args), kinetics, marker)
