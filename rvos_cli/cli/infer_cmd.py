@@ -96,7 +96,7 @@ def infer(
         typer.Argument(
             help="VIDEO then TEXT...; or only videos with --text/--text-file. A video is a file (mp4, avi, "
             "mov, webm, mkv), a folder of frames, a folder of videos or a quoted glob ('clips/*.mp4').",
-            metavar="VIDEO [VIDEO|TEXT]...",
+            metavar="VIDEO_OR_TEXT",
         ),
     ],
     texts: Annotated[
