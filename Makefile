@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH ?= torch==2.13.0
 DEMO_DIR ?= demo_out
 
-.PHONY: install test lint demo bench clean
+.PHONY: install browser test lint demo bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rvos_cli tests benchmarks examples
 
-test: lint
+# Debian's chromium + chromedriver for the web-demo browser test (apt; skipped when both are on PATH).
+browser:
+	bash .ci/install-browser
+
+test: lint browser
 	$(PY) -m pytest -q --runslow
 
 demo: $(STAMP)
