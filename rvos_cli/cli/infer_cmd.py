@@ -252,8 +252,33 @@ def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
 
 
 @contextlib.contextmanager
+def _progress_lines() -> Iterator[Callable[[int, int, int, int], None]]:
+    """Plain progress lines on stderr (a log file, CI, nohup): at most one every 30 s per video, each with
+    frames done/total, frames/s, ETA and peak memory; yields the same callback as `_progress_bar`."""
+    from rvos_cli.engine.logging import ProgressReporter
+
+    reporters: dict[int, tuple[ProgressReporter, list[int]]] = {}
+
+    def update(number: int, count: int, done: int, total: int) -> None:
+        if number not in reporters:
+            title = "infer" if count == 1 else f"infer video {number}/{count}"
+            reporter = ProgressReporter(total, unit="frame", title=title, plain=True, console=err_console)
+            reporters[number] = (reporter.__enter__(), [0])
+        reporter, last = reporters[number]
+        reporter.update(done, samples=done - last[0])
+        last[0] = done
+
+    yield update
+
+
+@contextlib.contextmanager
 def _progress_bar() -> Iterator[Callable[[int, int, int, int], None]]:
-    """A rich progress bar on stderr (video k/n, frames done, frames/s, time left); yields its callback."""
+    """A rich progress bar on stderr (video k/n, frames done, frames/s, time left); yields its callback.
+    When stderr is not a terminal, plain lines instead (`_progress_lines`)."""
+    if not err_console.is_terminal:
+        with _progress_lines() as update:
+            yield update
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(

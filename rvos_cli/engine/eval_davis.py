@@ -13,12 +13,10 @@ Shape letters: N objects, T frames, H0×W0 original frame size.
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from rvos_cli.core.inference import merge_object_masks
 from rvos_cli.core.mask_png import label_png_bytes, read_label_png
@@ -34,6 +32,7 @@ from rvos_cli.data.davis import (
     read_sequence_list,
 )
 from rvos_cli.data.frame_files import FrameFiles
+from rvos_cli.engine.logging import JobProgress
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_dir, write_bytes_atomic
 
@@ -50,7 +49,7 @@ def predict_davis(
     out_dir = Path(out_dir)
     with contextlib.ExitStack() as runs:  # the four folders replace earlier ones once all are complete
         stages = [runs.enter_context(atomic_dir(out_dir / run)) for run in RUN_NAMES]
-        for entry in tqdm(sequences, desc="predict", unit="seq", file=sys.stderr, disable=not progress):
+        for entry in JobProgress(sequences, desc="predict", unit="seq", disable=not progress):
             objects = entry["objects"]
             ids = [obj["obj_id"] for obj in objects]
             sentences = [
@@ -119,7 +118,7 @@ def score_davis(
         raise RvosError(f"--davis-task {task}: expected one of {', '.join(TASKS)}")
     sequences = read_sequence_list(Path(gt_root) / IMAGE_SETS.format(split="val"))
     runs = {}
-    for run in tqdm(RUN_NAMES, desc="DAVIS runs", unit="run", file=sys.stderr, disable=not progress):
+    for run in JobProgress(RUN_NAMES, desc="DAVIS runs", unit="run", disable=not progress):
         if not (Path(pred_root) / run).is_dir():
             raise RvosError(
                 f"{Path(pred_root) / run}: missing (expected anno_0..anno_3/<sequence>/<frame>.png)"

@@ -11,19 +11,18 @@ a MeViS sentence may refer to several objects or to none.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from rvos_cli.core.mask_png import mask_png_bytes, read_mask_png
 from rvos_cli.core.metrics.mevis import ExpressionScore, aggregate_mevis, score_expression, union_gt_masks
 from rvos_cli.core.model.text_encoder import normalize_sentence
 from rvos_cli.data.frame_files import FrameFiles
 from rvos_cli.data.mevis import IMAGES, load_index, load_video_tracks, read_gt_split
+from rvos_cli.engine.logging import JobProgress
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_dir, write_bytes_atomic, zip_folder_atomic
 
@@ -43,7 +42,7 @@ def predict_mevis(
     target = Path(out_dir) / PREDICTIONS_DIR
     with atomic_dir(target) as stage:
         total = sum(len(v["expressions"]) for v in videos)
-        bar = tqdm(total=total, desc="predict", unit="expr", file=sys.stderr, disable=not progress)
+        bar = JobProgress(total=total, desc="predict", unit="expr", disable=not progress)
         for entry in videos:
             expressions = entry["expressions"]
             sentences = [normalize_sentence(e["exp"]) for e in expressions]
@@ -91,7 +90,7 @@ def score_mevis(
     """
     scores: list[ExpressionScore] = []
     total = sum(len(v["expressions"]) for v in videos)
-    bar = tqdm(total=total, desc="J&F", unit="expr", file=sys.stderr, disable=not progress)
+    bar = JobProgress(total=total, desc="J&F", unit="expr", disable=not progress)
     for entry in videos:
         video, frames = entry["video"], entry["frames"]
         tracks = tracks_of(video) if (Path(pred_root) / video).is_dir() else {}

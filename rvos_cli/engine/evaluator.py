@@ -20,20 +20,19 @@ rank predicts a slice, the results are gathered); Ref-YouTube-VOS prediction run
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from rvos_cli.core.inference import a2d_postprocess
 from rvos_cli.core.mask_png import mask_png_bytes, read_mask_png
 from rvos_cli.core.metrics import a2d_metrics, mean_jf, score_expression
 from rvos_cli.data.collate import collate
 from rvos_cli.engine.distributed import DistInfo, all_gather_object, current_info
+from rvos_cli.engine.logging import JobProgress
 from rvos_cli.engine.predictor import Predictor
 from rvos_cli.errors import RvosError
 from rvos_cli.fileio import atomic_dir, write_json_atomic, zip_folder_atomic
@@ -96,11 +95,10 @@ def predict_a2d(
     indices = list(range(info.rank, len(dataset), info.world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, collate_fn=collate)
     per_sample: list[list[dict]] = []
-    bar = tqdm(
+    bar = JobProgress(
         total=len(indices),
         desc="predict",
         unit="clip",
-        file=sys.stderr,
         disable=not (progress and info.is_main),
     )
     for batch in loader:
@@ -185,7 +183,7 @@ def predict_ytvos(
     out_dir = Path(out_dir)
     zip_path = out_dir / SUBMISSION_ZIP
     with atomic_dir(out_dir / ANNOTATIONS_DIR) as stage:
-        bar = tqdm(total=len(dataset), desc="predict", unit="expr", file=sys.stderr, disable=not progress)
+        bar = JobProgress(total=len(dataset), desc="predict", unit="expr", disable=not progress)
         for indices in _videos(dataset.samples).values():
             item = dataset[indices[0]]
             meta = item["meta"]
@@ -218,7 +216,7 @@ def score_ytvos_dataset(dataset: Any, annotations_dir: Path, progress: bool = Tr
     J&F = (J + F) / 2. Returns {'J', 'F', 'J&F'}.
     """
     scores = []
-    bar = tqdm(dataset.samples, desc="J&F", unit="expr", file=sys.stderr, disable=not progress)
+    bar = JobProgress(dataset.samples, desc="J&F", unit="expr", disable=not progress)
     for index, (video_id, frames, entry) in enumerate(bar):
         gt = dataset.gt_masks(index)  # [T, H0, W0]
         folder = Path(annotations_dir) / video_id / str(entry["exp_id"])

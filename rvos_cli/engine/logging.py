@@ -234,3 +234,62 @@ def notice(message: str) -> None:
     import sys
 
     print(message, file=sys.stderr, flush=True)
+
+
+class JobProgress:
+    """A counter of finished items for the evaluation loops: a tqdm bar on a terminal (bars may nest
+    there), plain `ProgressReporter` lines at most every `log_every` seconds when stderr is not one.
+
+    Supports the few tqdm calls the loops use: `update(n)`, `close()` and iteration. iterable: items to
+    yield (its len() is the total unless `total` is given); desc: the line's title; unit: the items' name
+    ('clip', 'expr'); disable: show nothing (other ranks, `progress=False`); plain: force lines (True) or
+    the bar (False) instead of asking the console.
+    """
+
+    def __init__(
+        self,
+        iterable: Any = None,
+        *,
+        total: int | None = None,
+        desc: str = "",
+        unit: str = "item",
+        disable: bool = False,
+        log_every: float = 30.0,
+        plain: bool | None = None,
+    ) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        self._iterable = iterable
+        if total is None:
+            total = len(iterable) if iterable is not None else 0
+        self.count = 0
+        self.plain = (not Console(stderr=True).is_terminal) if plain is None else plain
+        self._bar = None
+        if not self.plain:
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable)
+        self._lines = ProgressReporter(
+            total, unit=unit, title=desc, enabled=self.plain and not disable, log_every=log_every, plain=True
+        )
+
+    def update(self, count: int = 1) -> None:
+        """Record `count` more finished items."""
+        self.count += count
+        if self._bar is not None:
+            self._bar.update(count)
+        else:
+            self._lines.update(self.count)
+
+    def close(self) -> None:
+        """Close the bar (plain lines need no closing)."""
+        if self._bar is not None:
+            self._bar.close()
+
+    def __iter__(self) -> Any:
+        try:
+            for item in self._iterable:
+                yield item
+                self.update(1)
+        finally:
+            self.close()

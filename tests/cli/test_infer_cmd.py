@@ -7,6 +7,7 @@ frame rates and error handling, not segmentation quality.
 from __future__ import annotations
 
 import json
+import re
 import wave
 from pathlib import Path
 
@@ -118,6 +119,8 @@ def test_generated_clip_outputs_and_summary(checkpoint: Path, generated_clip: Pa
     assert (info.num_frames, info.height, info.width, info.fps) == (20, 48 + 36, 80, 10.0)
     assert "20 (source frames 0–19)" in result.stdout
     assert "predictions.json" in result.stdout and "overlay.gif" in result.stdout
+    # stderr is not a terminal here (as under nohup or CI): plain progress lines instead of a bar.
+    assert re.search(r"^infer  frame \d+/20  [\d.e+]+ samples/s  ETA \S+  peak \d", result.stderr, re.M)
 
 
 def test_threshold_selection_with_nothing_above_it_gives_empty_masks(

@@ -7,7 +7,13 @@ import io
 
 from rich.console import Console
 
-from rvos_cli.engine.logging import ProgressReporter, format_bytes, format_duration, peak_memory_bytes
+from rvos_cli.engine.logging import (
+    JobProgress,
+    ProgressReporter,
+    format_bytes,
+    format_duration,
+    peak_memory_bytes,
+)
 
 
 class FakeClock:
@@ -64,3 +70,21 @@ def test_formats_and_peak_memory() -> None:
         "1:02:05", "812 MiB", "1.25 GiB",
     )
     assert peak_memory_bytes("cpu") > 10 * 1024**2  # this process's peak RSS: torch alone is bigger
+
+
+def test_evaluation_counter_prints_plain_lines_off_a_terminal(capsys) -> None:
+    # capsys' stderr is no terminal: the first item prints a line at once, the rest wait for log_every.
+    items = list(JobProgress(["a", "b", "c"], desc="J&F", unit="expr", log_every=3600))
+    lines = capsys.readouterr().err.splitlines()
+    assert items == ["a", "b", "c"]
+    assert len(lines) == 1 and lines[0].startswith("J&F  expr 1/3  ETA ")
+
+
+def test_evaluation_counter_is_a_tqdm_bar_on_a_terminal(capsys) -> None:
+    counter = JobProgress(total=4, desc="predict", unit="clip", plain=False)
+    counter.update(3)
+    counter.close()
+    assert counter.count == 3 and "predict" in capsys.readouterr().err
+    silent = JobProgress(total=2, desc="predict", disable=True)
+    silent.update(2)
+    assert capsys.readouterr().err == ""
