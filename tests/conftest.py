@@ -140,6 +140,20 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_eval_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded tiny rvos checkpoint whose config evaluates at 32x48 with 2-frame clips."""
+    from rvos_cli.core.checkpoints import save_model_checkpoint
+    from rvos_cli.core.config import config_to_dict, get_preset
+
+    config = get_preset("tiny")
+    config.data.eval_short_size, config.data.eval_max_size, config.train.window = 32, 48, 2
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth.tar"
+    save_model_checkpoint(build_model("tiny"), path, config=config_to_dict(config))
+    return path
+
+
+@pytest.fixture(scope="session")
 def moving_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`moving_square_frames` as a 10 fps mp4."""
     from rvos_cli.data.video_io import write_video

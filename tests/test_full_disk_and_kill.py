@@ -21,13 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
-from rvos_cli.core.checkpoints import read_checkpoint_file, save_model_checkpoint
-from rvos_cli.core.config import config_to_dict, get_preset
-from rvos_cli.core.model import build_model
+from rvos_cli.core.checkpoints import read_checkpoint_file
 from rvos_cli.data.synthetic import generate_synthetic
 from rvos_cli.data.video_io import probe_video, write_video
 
@@ -223,13 +220,8 @@ def test_the_metrics_log_on_a_full_disk_keeps_whole_lines(small_disk: SmallDisk)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = get_preset("tiny")
-    config.data.eval_short_size, config.data.eval_max_size, config.train.window = 32, 48, 2
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth.tar"
-    save_model_checkpoint(build_model("tiny"), path, config=config_to_dict(config))
-    return path
+def checkpoint(small_eval_checkpoint: Path) -> Path:
+    return small_eval_checkpoint
 
 
 def test_eval_on_a_full_disk_writes_no_half_predictions_or_metrics(

@@ -49,14 +49,8 @@ def assert_fractions(metrics: dict, keys: tuple[str, ...]) -> None:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny rvos checkpoint whose config evaluates at 32x48 with 2-frame clips."""
-    config = get_preset("tiny")
-    config.data.eval_short_size, config.data.eval_max_size, config.train.window = 32, 48, 2
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth.tar"
-    save_model_checkpoint(build_model("tiny"), path, config=config_to_dict(config))
-    return path
+def checkpoint(small_eval_checkpoint: Path) -> Path:
+    return small_eval_checkpoint
 
 
 @pytest.fixture(scope="module")
