@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rvos_cli.core import allocator
 from rvos_cli.core.config import TrainConfig
 from rvos_cli.core.losses import SetCriterion
 
@@ -65,6 +66,20 @@ def precision_label(device: str, amp: bool) -> str:
     if not amp:
         return "fp32"
     return "fp16 autocast + GradScaler" if device.startswith("cuda") else "bf16 autocast"
+
+
+def tune_cpu_memory(device: str, grad_checkpoint: bool) -> str | None:
+    """On a CPU run, fix glibc's mmap threshold for training (see `core.allocator`); returns the start
+    line saying so, or None when nothing was changed (a GPU, not glibc, or the user's own setting)."""
+    if not device.startswith("cpu"):
+        return None
+    threshold = allocator.training_mmap_threshold(grad_checkpoint)
+    if not allocator.set_mmap_threshold(threshold):
+        return None
+    return (
+        f"memory: tensors above {allocator.describe_threshold(threshold)} go back to the system when freed "
+        "(glibc mmap threshold; MALLOC_MMAP_THRESHOLD_ overrides)"
+    )
 
 
 def paper_run(train: TrainConfig) -> tuple[int, int] | None:

@@ -27,7 +27,7 @@ from rvos_cli.engine import distributed as D
 from rvos_cli.engine import run_dir as R
 from rvos_cli.engine.logging import MetricsLog, ProgressReporter, notice
 from rvos_cli.engine.pretrained import load_backbone_weights, require_backbone_weights
-from rvos_cli.engine.recipe import build_optimizer, build_scheduler, compute_loss
+from rvos_cli.engine.recipe import build_optimizer, build_scheduler, compute_loss, tune_cpu_memory
 from rvos_cli.engine.seeding import rng_state, seed_everything
 from rvos_cli.engine.stopping import STOP_INTERRUPTED, StopFlag, agreed_stop, stop_message, stop_on_signals
 from rvos_cli.engine.train_data import (
@@ -374,6 +374,7 @@ def train(
     config = copy.deepcopy(config)
     options = SessionOptions(checkpoint_every, max_steps, time_limit_minutes, show_progress, log_every)
     info, device, created = D.init_distributed(device)
+    memory_line = tune_cpu_memory(device, config.model.grad_checkpoint)  # before the model is built
     try:
         checkpoint = R.resolve_resume(resume) if resume is not None else None
         if run_dir is None:
@@ -390,6 +391,8 @@ def train(
         if info.is_main:
             for line in start_lines(config, device, info.world_size, checkpoint):
                 notice(line)
+            if memory_line is not None:
+                notice(memory_line)
         if checkpoint is None and config.model.backbone_weights is not None:
             loaded = load_backbone_weights(trainer.state.model, config.model.backbone_weights)
             config.model.backbone_weights = str(loaded.path.resolve())

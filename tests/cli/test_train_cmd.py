@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
 from rvos_cli.cli.train_cmd import resolve_train_config
+from rvos_cli.core import allocator
 from rvos_cli.core.config import get_preset
 from rvos_cli.engine import trainer as trainer_module
 
@@ -268,6 +270,11 @@ def test_a_run_whose_stderr_is_no_terminal_logs_plain_lines(data_root: Path, tmp
     assert "device: cpu, fp32" in err
     assert "batch: 2 per process × 1 process = 2 clips per step" in err
     assert "backbone: random init (no model.backbone_weights)" in err
+    if platform.libc_ver()[0] == "glibc" and not allocator.user_set_threshold():
+        assert (
+            "memory: tensors above 16 MB go back to the system when freed "
+            "(glibc mmap threshold; MALLOC_MMAP_THRESHOLD_ overrides)"
+        ) in err
     steps = [line for line in err if line.startswith("train  step ")]
     assert [line.split("  ")[1:3] for line in steps] == [
         ["step 1/32", "epoch 1/8"],

@@ -1,0 +1,66 @@
+"""How glibc's malloc keeps freed tensor memory, tuned for training and serving on the CPU.
+
+glibc serves an allocation above its mmap threshold with a fresh mapping that goes back to the system
+when freed, and smaller ones from its heap, which keeps freed blocks for reuse. The threshold adapts:
+each freed mapping raises it to that block's size, up to 32 MB, so after the first step of a training run
+most activation tensors come from the heap. Their sizes change from layer to layer, the freed blocks
+rarely fit the next request, and the heap grows: `mttr-a2d` held 1.9 GB of free heap beside 0.6 GB of
+live heap after three steps. A fixed threshold stops that drift, at a page-fault cost per mapping.
+
+Written by hand with ctypes: this is one libc call (`mallopt`), no package wraps it. Nothing changes
+off glibc, or when the user set the threshold (`MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+
+M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
+MB = 1 << 20
+# Plain training: large blocks only; 16 MB cost about 5 % in step time for 0.3 GB less peak memory.
+TRAINING_MMAP_THRESHOLD = 16 * MB
+# --grad-checkpoint asks for the least memory: every block above 256 KB goes back at once
+# (0.9 GB less peak for `mttr-a2d`, about 35 % slower steps from the page faults).
+LOW_MEMORY_MMAP_THRESHOLD = 256 * 1024
+
+
+def user_set_threshold() -> bool:
+    """True when the environment already fixes glibc's mmap threshold (then rvos leaves it alone)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return "MALLOC_MMAP_THRESHOLD_" in os.environ or "glibc.malloc.mmap_threshold" in tunables
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The running C library if it is glibc, else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    name = ctypes.util.find_library("c") or "libc.so.6"
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def set_mmap_threshold(nbytes: int) -> bool:
+    """Fix glibc's mmap threshold at `nbytes` for this process (which also stops it adapting).
+
+    Returns True when it was set; False off glibc, when the environment sets the threshold itself, or
+    when glibc refused the value.
+    """
+    libc = _glibc()
+    if libc is None or user_set_threshold():
+        return False
+    return bool(libc.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(nbytes)))
+
+
+def training_mmap_threshold(grad_checkpoint: bool) -> int:
+    """The threshold `rvos train` uses on the CPU: low with `--grad-checkpoint`, 16 MB otherwise."""
+    return LOW_MEMORY_MMAP_THRESHOLD if grad_checkpoint else TRAINING_MMAP_THRESHOLD
+
+
+def describe_threshold(nbytes: int) -> str:
+    """'16 MB' / '256 KB': a threshold as the start lines print it."""
+    return f"{nbytes // MB} MB" if nbytes >= MB else f"{nbytes // 1024} KB"

@@ -1,0 +1,73 @@
+"""glibc's mmap threshold as `rvos train` fixes it on the CPU (`rvos_cli.core.allocator`).
+
+The threshold is process-wide, so what changes it runs in a child process: the suite's own allocator
+stays as glibc set it.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from rvos_cli.core import allocator
+from rvos_cli.engine.recipe import tune_cpu_memory
+
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+
+# In a child: fix the threshold, then malloc 1 MB and report whether glibc mapped it (mallinfo2's hblks).
+CHILD = """
+import ctypes, sys
+from rvos_cli.core import allocator
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+applied = allocator.set_mmap_threshold(int(sys.argv[1]))
+before = libc.mallinfo2().hblks
+block = libc.malloc(1 << 20)
+print(applied, libc.mallinfo2().hblks - before)
+"""
+
+
+def _child(threshold: int, **env: str) -> str:
+    """Run CHILD with `threshold` and extra environment; returns its "applied mapped-blocks" line."""
+    import os
+
+    command = [sys.executable, "-c", CHILD, str(threshold)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **env})
+    return result.stdout.strip()
+
+
+@glibc_only
+def test_a_low_threshold_maps_a_1_mb_block_and_a_high_one_keeps_it_on_the_heap() -> None:
+    assert _child(256 * 1024) == "True 1"
+    assert _child(16 << 20) == "True 0"
+
+
+@glibc_only
+def test_the_users_own_setting_wins() -> None:
+    # glibc reads the variable at start-up (16 MB: the 1 MB block stays on the heap); rvos leaves it
+    assert _child(256 * 1024, MALLOC_MMAP_THRESHOLD_=str(16 << 20)) == "False 0"
+    assert _child(256 * 1024, GLIBC_TUNABLES=f"glibc.malloc.mmap_threshold={16 << 20}") == "False 0"
+
+
+def test_training_thresholds_and_their_start_line(monkeypatch) -> None:
+    assert allocator.training_mmap_threshold(grad_checkpoint=False) == 16 << 20
+    assert allocator.training_mmap_threshold(grad_checkpoint=True) == 256 * 1024
+    assert allocator.describe_threshold(16 << 20) == "16 MB"
+    assert allocator.describe_threshold(256 * 1024) == "256 KB"
+    set_to: list[int] = []
+    monkeypatch.setattr(allocator, "set_mmap_threshold", lambda n: set_to.append(n) or True)
+    assert tune_cpu_memory("cuda:0", grad_checkpoint=True) is None  # GPU runs keep glibc's default
+    assert tune_cpu_memory("cpu", grad_checkpoint=True) == (
+        "memory: tensors above 256 KB go back to the system when freed "
+        "(glibc mmap threshold; MALLOC_MMAP_THRESHOLD_ overrides)"
+    )
+    assert set_to == [256 * 1024]
+    monkeypatch.setattr(allocator, "set_mmap_threshold", lambda n: False)
+    assert tune_cpu_memory("cpu", grad_checkpoint=False) is None  # not glibc, or the user's setting
