@@ -14,7 +14,8 @@ reported too: on a busy machine it was several times slower); the server's VmRSS
 read from /proc after every job: the peak must not grow by more than 50 MB from the first job to the
 last. Both sides use the same number of torch threads.
 
-Usage: python benchmarks/bench_serve.py [--jobs 5] [--ytvos-seconds 2] [--threads 2] [--main-thread-runs 1]
+Usage: python benchmarks/bench_serve.py [--jobs 5] [--ytvos-jobs 5] [--ytvos-seconds 2] [--threads 2]
+       [--main-thread-runs 1]   (--jobs 0 or --ytvos-jobs 0 skips that preset)
 Prints a table and writes benchmarks/results/serve.json.
 """
 
@@ -207,8 +208,7 @@ class ServeSession:
 
 def measure(name: str, checkpoint: Path, end: float | None, args: argparse.Namespace, work: Path) -> dict:
     """One preset: infer runs and serve jobs taken in turn (so both see the same load); returns its row."""
-    # The big model gets fewer repeats: one mttr-ytvos run takes about a minute on 2 CPU threads.
-    runs = args.jobs if name == "tiny" else 2
+    runs = args.jobs if name == "tiny" else args.ytvos_jobs
     infer_worker = InferWorker(checkpoint, end, args.threads, work / f"infer-{name}")
     session = ServeSession(checkpoint, end, args.threads, work)
     infer_main, infer_thread, serve = [], [], []
@@ -298,10 +298,13 @@ def main() -> None:
     """Build the checkpoints, measure each preset, print and save the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--jobs", type=int, default=5, help="serve jobs in a row (and infer runs), tiny preset"
+        "--jobs", type=int, default=5, help="serve jobs in a row (and infer runs), tiny preset; 0: skip"
     )
     parser.add_argument(
         "--ytvos-seconds", type=float, default=2.0, help="mttr-ytvos on the first S s; 0: skip"
+    )
+    parser.add_argument(
+        "--ytvos-jobs", type=int, default=5, help="serve jobs in a row (and infer runs), mttr-ytvos"
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -318,8 +321,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rvos-bench-serve-") as tmp:
         work = Path(tmp)
-        rows.append(measure("tiny", tiny_checkpoint(work), None, args, work))
-        if args.ytvos_seconds > 0:
+        if args.jobs > 0:
+            rows.append(measure("tiny", tiny_checkpoint(work), None, args, work))
+        if args.ytvos_seconds > 0 and args.ytvos_jobs > 0:
             rows.append(measure("mttr-ytvos", ytvos_checkpoint(work), args.ytvos_seconds, args, work))
     report(rows, args, (load_before, os.getloadavg()[0]))
 

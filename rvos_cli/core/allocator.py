@@ -7,14 +7,21 @@ most activation tensors come from the heap. Their sizes change from layer to lay
 rarely fit the next request, and the heap grows: `mttr-a2d` held 1.9 GB of free heap beside 0.6 GB of
 live heap after three steps. A fixed threshold stops that drift, at a page-fault cost per mapping.
 
-Written by hand with ctypes: this is one libc call (`mallopt`), no package wraps it. Nothing changes
-off glibc, or when the user set the threshold (`MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES`).
+Between jobs of a long-lived process (`rvos serve`, `rvos infer` over many videos), `release_free_memory`
+hands the free heap pages of every arena back (`malloc_trim`): without it an `mttr-ytvos` server kept
+about 1 GB more after each job and its peak grew by 520 MB over 5 jobs; with it the peak stayed flat.
+
+Written by hand with ctypes: these are two libc calls (`mallopt`, `malloc_trim`), no package wraps them.
+Nothing changes off glibc; the threshold is left alone when the user set it (`MALLOC_MMAP_THRESHOLD_` or
+`GLIBC_TUNABLES`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+import gc
 import os
 import platform
 
@@ -33,6 +40,7 @@ def user_set_threshold() -> bool:
     return "MALLOC_MMAP_THRESHOLD_" in os.environ or "glibc.malloc.mmap_threshold" in tunables
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """The running C library if it is glibc, else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
@@ -54,6 +62,13 @@ def set_mmap_threshold(nbytes: int) -> bool:
     if libc is None or user_set_threshold():
         return False
     return bool(libc.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(nbytes)))
+
+
+def release_free_memory() -> bool:
+    """Collect garbage, then return free heap memory to the system; True when glibc released any."""
+    gc.collect()
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(ctypes.c_size_t(0)))
 
 
 def training_mmap_threshold(grad_checkpoint: bool) -> int:

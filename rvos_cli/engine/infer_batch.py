@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rvos_cli.core.allocator import release_free_memory
 from rvos_cli.engine.run_dir import RUNS_ROOT, next_run_dir, output_dir
 from rvos_cli.errors import RvosError
 
@@ -197,6 +198,8 @@ def run_batch(
                 raise
             records.append(VideoRecord(str(video), str(out_dir), "failed", str(error), rank))
             continue
+        finally:
+            release_free_memory()  # the next video starts from what the model needs, not this one's peak
         records.append(record_of(result, rank))
     return records
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rvos_cli.core.allocator import release_free_memory
 from rvos_cli.errors import RvosError
 from rvos_cli.serve.app import ServeSettings, create_app
 from rvos_cli.serve.jobs import Job, JobCancelledError, JobQueue
@@ -28,7 +29,8 @@ def run_job(predictor: Any, job: Job, progress: Callable[[int], None]) -> dict[s
 
     Calls `progress(frames_done)` after every frame. Once `job.cancel_requested` is set, the next frame
     raises JobCancelledError, which closes the Predictor's stream (stopping its reader, freeing its
-    memory) and drops every output written so far.
+    memory) and drops every output written so far. However the job ends, the free heap memory goes back
+    to the system (without that, an `mttr-ytvos` server's peak grew by 520 MB over 5 jobs).
     """
 
     def on_frame(done: int, total: int) -> None:
@@ -36,7 +38,10 @@ def run_job(predictor: Any, job: Job, progress: Callable[[int], None]) -> dict[s
             raise JobCancelledError
         progress(done)
 
-    return write_job_outputs(predictor, job.source, job.sentences, job.frames, job.out_dir, on_frame)
+    try:
+        return write_job_outputs(predictor, job.source, job.sentences, job.frames, job.out_dir, on_frame)
+    finally:
+        release_free_memory()
 
 
 def build_app(predictor: Any, settings: ServeSettings, **queue_options: Any) -> tuple[Any, JobQueue]:

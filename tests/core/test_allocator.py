@@ -71,3 +71,33 @@ def test_training_thresholds_and_their_start_line(monkeypatch) -> None:
     assert set_to == [256 * 1024]
     monkeypatch.setattr(allocator, "set_mmap_threshold", lambda n: False)
     assert tune_cpu_memory("cpu", grad_checkpoint=False) is None  # not glibc, or the user's setting
+
+
+# In a child: leave 64 MB of 64 KB holes inside the heap (every other block freed, so glibc cannot trim
+# them from its top), then release them; prints the resident MB released.
+HOLES = """
+import ctypes
+from pathlib import Path
+from rvos_cli.core import allocator
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def resident_mb():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+blocks = [libc.malloc(64 * 1024) for _ in range(2048)]
+for block in blocks:
+    ctypes.memset(block, 1, 64 * 1024)
+for block in blocks[::2]:
+    libc.free(block)
+before = resident_mb()
+released = allocator.release_free_memory()
+print(released, round(before - resident_mb()))
+"""
+
+
+@glibc_only
+def test_release_free_memory_hands_holes_in_the_heap_back() -> None:
+    result = subprocess.run([sys.executable, "-c", HOLES], capture_output=True, text=True, check=True)
+    released, megabytes = result.stdout.split()
+    assert released == "True"
+    assert 56 <= int(megabytes) <= 72  # 1024 holes of 64 KB, less the heap's own bookkeeping pages

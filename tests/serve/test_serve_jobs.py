@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from rvos_cli.errors import RvosError
+from rvos_cli.serve import server as server_module
 
 SENTENCES = ["the square"]
 
@@ -38,6 +39,21 @@ def test_cancelling_a_running_job_closes_the_stream_and_deletes_its_files(make_s
     assert server.predictor.closed == 1
     assert not (server.settings.work_dir / job["id"]).exists()
     assert server.wait(queued["id"])["state"] == "done"  # the next job runs
+
+
+def test_free_memory_goes_back_to_the_system_after_every_job_however_it_ends(
+    make_server, clip: Path, monkeypatch
+) -> None:
+    releases: list[int] = []
+    monkeypatch.setattr(server_module, "release_free_memory", lambda: releases.append(1) or True)
+    server = make_server(delay=0.05)
+    job = server.submit(clip, SENTENCES).json()
+    assert server.predictor.started.wait(10)
+    server.client.delete(f"/jobs/{job['id']}")
+    assert server.wait(job["id"])["state"] == "cancelled"
+    assert len(releases) == 1
+    assert server.wait(server.submit(clip, SENTENCES).json()["id"])["state"] == "done"
+    assert len(releases) == 2
 
 
 def test_cancelling_a_queued_job_removes_it_at_once(make_server, clip: Path) -> None:
