@@ -109,7 +109,8 @@ class JobQueue:
 
     The runner calls `progress(frames_done)` as frames finish and should raise `JobCancelledError` soon after
     `job.cancel_requested` is set; an `RvosError` fails the job with its message, anything else fails it
-    with "internal error" (and a traceback on stderr) while the server keeps running.
+    with "internal error" (and a traceback on stderr) while the server keeps running. `after_job()` runs
+    in the worker once each job's end is recorded (so clients see the result first), before the next job.
     """
 
     def __init__(
@@ -118,8 +119,10 @@ class JobQueue:
         max_queued: int = MAX_QUEUED,
         keep_results: int = KEEP_RESULTS,
         keep_seconds: float = KEEP_SECONDS,
+        after_job: Callable[[], object] | None = None,
     ) -> None:
         self._runner = runner
+        self._after_job = after_job
         self._max_queued = max_queued
         self._keep_results = keep_results
         self._keep_seconds = keep_seconds
@@ -225,6 +228,8 @@ class JobQueue:
             job.error = error
             self._finish(job, outcome)
             self._sweep()
+        if self._after_job is not None:
+            self._after_job()
 
     def _finish(self, job: Job, state: JobState) -> None:
         """Record the end of a job and delete what it no longer needs (caller holds the lock)."""

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from rvos_cli.cli.app import app
 from rvos_cli.data.video_io import write_video
+from rvos_cli.engine import infer_batch
 from rvos_cli.engine.predictor import Predictor
 
 runner = CliRunner()
@@ -51,12 +52,14 @@ def test_a_folder_of_videos_loads_the_model_once_and_sums_up(
         return real(cls, path, *args, **kwargs)
 
     monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(counting))
+    releases: list[int] = []  # free heap memory handed back after each video
+    monkeypatch.setattr(infer_batch, "release_free_memory", lambda: releases.append(1) or True)
     summary = tmp_path / "summary.json"
     args = [str(clips), "-t", "the white box", "-t", "the grey wall", "-c", str(checkpoint), "--out",
             str(tmp_path / "out"), "--stride", "2", "--json", str(summary), *SMALL]  # fmt: skip
     result = runner.invoke(app, ["infer", *args])
     assert result.exit_code == 0, result.stderr + str(result.exception)
-    assert loads == [checkpoint]
+    assert loads == [checkpoint] and len(releases) == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b"]
     assert "2 videos, 10 frames" in flat(result.stdout) and "(every 2nd frame)" in flat(result.stdout)
     written = json.loads(summary.read_text())

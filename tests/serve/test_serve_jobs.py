@@ -51,9 +51,19 @@ def test_free_memory_goes_back_to_the_system_after_every_job_however_it_ends(
     assert server.predictor.started.wait(10)
     server.client.delete(f"/jobs/{job['id']}")
     assert server.wait(job["id"])["state"] == "cancelled"
-    assert len(releases) == 1
+    _wait_for(lambda: len(releases) == 1)
     assert server.wait(server.submit(clip, SENTENCES).json()["id"])["state"] == "done"
+    _wait_for(lambda: len(releases) == 2)  # after the result is visible, before the next job
+    time.sleep(0.2)
     assert len(releases) == 2
+
+
+def _wait_for(condition, seconds: float = 10.0) -> None:
+    """Poll `condition()` until it holds (AssertionError after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
 
 
 def test_cancelling_a_queued_job_removes_it_at_once(make_server, clip: Path) -> None:
