@@ -75,10 +75,12 @@ def serve(
             soft_wrap=True,
         )
     from rvos_cli import Predictor
+    from rvos_cli.core.allocator import use_one_arena
     from rvos_cli.core.checkpoints import trusted_checkpoints
     from rvos_cli.serve.app import ServeSettings
     from rvos_cli.serve.server import serve as run_server
 
+    use_one_arena()  # before any job thread exists: steadier peaks job after job (core/allocator.py)
     with trusted_checkpoints(trust_checkpoint):
         predictor = Predictor.from_checkpoint(
             checkpoint, preset=preset, text_encoder=text_encoder, device=device, dtype=dtype, size=resize

@@ -101,3 +101,37 @@ def test_release_free_memory_hands_holes_in_the_heap_back() -> None:
     released, megabytes = result.stdout.split()
     assert released == "True"
     assert 56 <= int(megabytes) <= 72  # 1024 holes of 64 KB, less the heap's own bookkeeping pages
+
+
+# In a child: maybe share one arena, then let 4 threads allocate; glibc's malloc_stats lists the arenas.
+ARENAS = """
+import ctypes, sys, threading
+from rvos_cli.core import allocator
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+if sys.argv[1] == "one":
+    allocator.use_one_arena()
+blocks = []
+threads = [threading.Thread(target=lambda: blocks.append(libc.malloc(4096))) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc.malloc_stats()
+"""
+
+
+def _arenas(mode: str, **env: str) -> int:
+    """How many arenas malloc_stats lists after 4 threads allocated in a child (`mode` 'one' or not)."""
+    import os
+
+    command = [sys.executable, "-c", ARENAS, mode]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **env})
+    return sum(line.startswith("Arena ") for line in result.stderr.splitlines())
+
+
+@glibc_only
+def test_use_one_arena_keeps_new_threads_on_the_main_arena() -> None:
+    assert _arenas("default") > 1  # each thread got an arena of its own
+    assert _arenas("one") == 1
+    assert _arenas("one", MALLOC_ARENA_MAX="3") > 1  # the user's own setting wins

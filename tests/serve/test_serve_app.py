@@ -48,7 +48,7 @@ def test_a_job_runs_to_the_end_and_serves_its_four_files(server, clip: Path, tmp
     assert done["files"]["preview"].endswith("preview.webm")
     assert preview.headers["content-type"] == "video/webm" and preview.content[:4] == b"\x1a\x45\xdf\xa3"
     (tmp_path / "preview.webm").write_bytes(preview.content)
-    assert len(list(iter_frames(tmp_path / "preview.webm"))) == 20  # 10 fps ≤ 15: every frame is kept
+    assert len(list(iter_frames(tmp_path / "preview.webm"))) == 20  # 10 fps ≤ 10: every frame is kept
 
     archive = zipfile.ZipFile(io.BytesIO(server.client.get(done["files"]["masks_zip"]).content))
     names = sorted(archive.namelist())
