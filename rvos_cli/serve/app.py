@@ -39,7 +39,7 @@ from rvos_cli.serve.jobs import Job, JobQueue, JobState, new_job_id
 from rvos_cli.viz.overlay import PALETTE, sentence_colour
 
 STATIC_DIR = Path(__file__).parent / "static"
-EVENT_POLL_SECONDS = 0.1
+EVENT_POLL_SECONDS = 0.05
 KEEP_ALIVE_SECONDS = 15.0
 FINISHED_STATES = {state.value for state in JobState if state.finished}
 FORM_OVERHEAD_BYTES = 64 * 1024  # room for the sentences and multipart boundaries around the video

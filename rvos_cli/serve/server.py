@@ -12,6 +12,7 @@ import functools
 import ipaddress
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from rvos_cli.serve.jobs import Job, JobCancelledError, JobQueue
 from rvos_cli.serve.outputs import write_job_outputs
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
+# The memory release runs this long after a job's end is recorded: its garbage collection holds the GIL
+# for about 0.15 s, and the event streams (polling every EVENT_POLL_SECONDS) should tell the page first.
+RELEASE_DELAY_SECONDS = 0.25
 
 
 def run_job(predictor: Any, job: Job, progress: Callable[[int], None]) -> dict[str, str]:
@@ -48,8 +52,14 @@ def build_app(predictor: Any, settings: ServeSettings, **queue_options: Any) -> 
     `mttr-ytvos` server's peak grew by 520 MB over 5 jobs.
     """
     runner = functools.partial(run_job, predictor)
-    jobs = JobQueue(runner, after_job=release_free_memory, **queue_options)
+    jobs = JobQueue(runner, after_job=release_memory_after_events, **queue_options)
     return create_app(predictor, jobs, settings), jobs
+
+
+def release_memory_after_events() -> None:
+    """Wait `RELEASE_DELAY_SECONDS`, then hand the free memory back (`core.allocator.release_free_memory`)."""
+    time.sleep(RELEASE_DELAY_SECONDS)
+    release_free_memory()
 
 
 def is_loopback(host: str) -> bool:
