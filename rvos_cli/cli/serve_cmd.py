@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,6 +65,10 @@ def serve(
     """
     _check_web_modules()
     _check_limits(max_upload_mb, max_seconds, keep_results, videos)
+    # Idle OpenMP threads sleep instead of spinning, leaving the cores to the page's own threads (preview
+    # encoder, output writer, event streams); read once, when torch loads, so set before importing it.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rvos_cli.cli.infer_cmd import parse_size
     from rvos_cli.serve.server import is_loopback
 
