@@ -9,12 +9,13 @@ live heap after three steps. A fixed threshold stops that drift, at a page-fault
 
 `rvos serve` also keeps every thread on glibc's main arena (`use_one_arena`). By default each new thread
 (a job's frame reader, output writer, preview encoder) may get its own arena, and which one a job's
-buffers land in changes from job to job: the peak of an `mttr-ytvos` job then varied between 2.65 and
-2.88 GB; with one arena it stayed within 2.43-2.50 GB and the memory after each job within 1 MB.
+buffers land in changes from job to job: the five job peaks of an `mttr-ytvos` server spread over
+2.65-2.88 GB; with one arena, over 34-165 MB in four runs, at 2.39-2.69 GB.
 
 Between jobs of a long-lived process (`rvos serve`, `rvos infer` over many videos), `release_free_memory`
 hands the free heap pages of every arena back (`malloc_trim`): without it an `mttr-ytvos` server kept
-about 1 GB more after each job and its peak grew by 520 MB over 5 jobs; with it the peak stayed flat.
+about 1 GB more after each job and its peak grew by 520 MB over 5 jobs; with it the memory left after
+each job is the same to the megabyte.
 
 Written by hand with ctypes: these are two libc calls (`mallopt`, `malloc_trim`), no package wraps them.
 Nothing changes off glibc; a setting the user made (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_ARENA_MAX`,
