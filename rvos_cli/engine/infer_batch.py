@@ -188,6 +188,8 @@ def run_batch(
     records = []
     for number, (video, out_dir, video_frames) in enumerate(jobs, start=1):
         on_frame = None if progress is None else _video_progress(progress, number, len(jobs))
+        if number > 1:  # each video starts from what the model needs, not the last one's leftovers
+            release_free_memory()
         try:
             result = run_inference(
                 predictor, video, request.sentences, out_dir,
@@ -198,8 +200,6 @@ def run_batch(
                 raise
             records.append(VideoRecord(str(video), str(out_dir), "failed", str(error), rank))
             continue
-        finally:
-            release_free_memory()  # the next video starts from what the model needs, not this one's peak
         records.append(record_of(result, rank))
     return records
 

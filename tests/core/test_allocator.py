@@ -6,6 +6,7 @@ stays as glibc set it.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -36,8 +37,6 @@ print(applied, libc.mallinfo2().hblks - before)
 
 def _child(threshold: int, **env: str) -> str:
     """Run CHILD with `threshold` and extra environment; returns its "applied mapped-blocks" line."""
-    import os
-
     command = [sys.executable, "-c", CHILD, str(threshold)]
     result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **env})
     return result.stdout.strip()
@@ -123,8 +122,6 @@ libc.malloc_stats()
 
 def _arenas(mode: str, **env: str) -> int:
     """How many arenas malloc_stats lists after 4 threads allocated in a child (`mode` 'one' or not)."""
-    import os
-
     command = [sys.executable, "-c", ARENAS, mode]
     result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **env})
     return sum(line.startswith("Arena ") for line in result.stderr.splitlines())
