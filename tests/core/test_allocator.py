@@ -75,7 +75,7 @@ def test_training_thresholds_and_their_start_line(monkeypatch) -> None:
 # In a child: leave 64 MB of 64 KB holes inside the heap (every other block freed, so glibc cannot trim
 # them from its top), then release them; prints the resident MB released.
 HOLES = """
-import ctypes
+import ctypes, sys
 from pathlib import Path
 from rvos_cli.core import allocator
 libc = ctypes.CDLL("libc.so.6")
@@ -89,14 +89,16 @@ for block in blocks:
 for block in blocks[::2]:
     libc.free(block)
 before = resident_mb()
-released = allocator.release_free_memory()
+released = getattr(allocator, sys.argv[1])()
 print(released, round(before - resident_mb()))
 """
 
 
 @glibc_only
-def test_release_free_memory_hands_holes_in_the_heap_back() -> None:
-    result = subprocess.run([sys.executable, "-c", HOLES], capture_output=True, text=True, check=True)
+@pytest.mark.parametrize("release", ["release_free_memory", "trim_free_heap"])
+def test_releasing_hands_holes_in_the_heap_back(release: str) -> None:
+    command = [sys.executable, "-c", HOLES, release]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
     released, megabytes = result.stdout.split()
     assert released == "True"
     assert 56 <= int(megabytes) <= 72  # 1024 holes of 64 KB, less the heap's own bookkeeping pages

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from media_builders import moving_square_frames
 from pycocotools import mask as mask_utils
 
@@ -174,3 +175,20 @@ def test_overrides_apply_to_the_checkpoint_config_and_a_misfit_one_is_refused(ch
     assert predictor.config.data.eval_max_size == get_preset("tiny").data.eval_max_size
     with pytest.raises(RvosError, match=r"does not fit.*obj_queries\.weight"):
         Predictor.from_checkpoint(checkpoint, device="cpu", overrides=["model.transformer.num_queries=5"])
+
+
+def test_the_heap_goes_back_before_every_forward_pass_on_the_cpu(
+    predictor: Predictor, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what one window freed would otherwise stay resident under the next window's peak (core.allocator)
+    trims: list[int] = []
+    monkeypatch.setattr("rvos_cli.engine.predictor.trim_free_heap", lambda: trims.append(1) or True)
+    assert len(list(predictor.stream(clip, SENTENCES[:1]))) == 20
+    assert len(trims) == 3  # 20 frames in windows of 8 overlapping by 2: [0, 8), [6, 14), [12, 20)
+    trims.clear()
+    frames = torch.zeros(10, 3, 64, 96)
+    assert len(list(predictor.track_video(frames, SENTENCES, (64, 96), max_frames=4))) == 2 * 10
+    assert len(trims) == 3  # windows of 4 overlapping by 1: [0, 4), [3, 7), [6, 10)
+    trims.clear()
+    predictor.clip_outputs(frames[:4, None], torch.zeros(4, 1, 64, 96, dtype=torch.bool), SENTENCES[:1])
+    assert len(trims) == 1
