@@ -15,7 +15,7 @@ buffers land in changes from job to job: the five job peaks of an `mttr-ytvos` s
 Before each window the `Predictor` runs on the CPU, `trim_free_heap` hands back what the last window
 freed: its leftovers (500-650 MB of free heap for `mttr-ytvos`, more or less of it resident depending
 on how the last window's blocks fell) otherwise sat under the next window's peak, which varied by
-180 MB from job to job; trimmed, the peak is 200-380 MB lower and varies by about 45 MB.
+180 MB from job to job: an `mttr-ytvos` server's job peaks were 2.39-2.69 GB, 2.23-2.36 GB with it.
 
 Between jobs of a long-lived process (`rvos serve`, `rvos infer` over many videos), `release_free_memory`
 hands the free heap pages of every arena back (`malloc_trim`): without it an `mttr-ytvos` server kept
