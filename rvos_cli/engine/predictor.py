@@ -117,7 +117,8 @@ class Predictor:
     `overlap` frames cut long videos (spec §8.4); `size` is the (short side, max long side) resize, by
     default the config's evaluation size. `select` is how each window's sequence is chosen: 'top1' (TSVS,
     linked across windows) or 'threshold' (the union of every sequence scoring above `score_threshold`,
-    possibly empty: MeViS), see `core.inference.WindowLinker`.
+    possibly empty: MeViS), see `core.inference.WindowLinker`. On a CPU, free heap pages go back to the
+    system before every forward pass (glibc's `malloc_trim`, for the whole process: `core.allocator`).
     """
 
     def __init__(
